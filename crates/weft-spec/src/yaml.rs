@@ -1,0 +1,876 @@
+//! Reading YAML: the one place in weft that parses it.
+//!
+//! A file goes through three steps here:
+//!
+//! 1. [`read`] reads it with a size limit and checks it is UTF-8.
+//! 2. [`parse`] walks the events of saphyr's parser and builds a `serde_yaml::Value` tree,
+//!    and beside it a [`SourceIndex`] from key paths to positions, which serde_yaml's own
+//!    values do not keep. On the way it refuses keys given twice in a mapping, nesting past
+//!    [`MAX_DEPTH`], aliases that would expand past [`MAX_ALIAS_NODES`] values, and files of
+//!    more than one document, so that no input can make the engine hang or blow up memory.
+//! 3. [`decode`] turns a subtree into a typed value with serde, and turns serde's error into
+//!    a [`Diagnostic`] at the right line, with the key path and a hint.
+//!
+//! Scalars are resolved with the YAML 1.2 core schema: `true`, `false`, `null`, `~`,
+//! integers (decimal, `0x`, `0o`) and floats (`.inf`, `.nan` included) are typed; anything
+//! else, and anything quoted, is a string. `yes` and `no` are strings.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::Path;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Number, Value};
+
+use crate::diagnostic::{Diagnostic, Kind, did_you_mean, one_of};
+
+/// Largest workflow file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Deepest nesting of mappings and sequences.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most values that aliases may add to the document by expansion.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Separates a message from its hint inside serde's error text, so that deserializers deep in
+/// the model can give hints too.
+pub(crate) const HINT_SEPARATOR: &str = "\u{1e}";
+
+/// A position in the source: 1-based line and column, and the width of the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// Characters the token spans on its first line.
+    pub width: usize,
+}
+
+impl Position {
+    fn from_span(span: YamlSpan) -> Self {
+        let width = if span.end.line() == span.start.line() {
+            span.end.col().saturating_sub(span.start.col())
+        } else {
+            1
+        };
+        Self {
+            line: span.start.line(),
+            column: span.start.col() + 1,
+            width: width.max(1),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Entry {
+    key: Option<Position>,
+    value: Option<Position>,
+}
+
+/// Where each key and value of a document is, by key path (`stages.count.retry`,
+/// `stages.a.needs[0]`).
+#[derive(Clone, Debug, Default)]
+pub struct SourceIndex {
+    entries: HashMap<String, Entry>,
+}
+
+impl SourceIndex {
+    /// The position of the key at `path`, or of the value when it has no key (a list item);
+    /// the nearest enclosing key when the path itself is not in the file (a merged value, a
+    /// missing key).
+    pub fn key(&self, path: &str) -> Option<Position> {
+        self.find(path, |entry| entry.key.or(entry.value))
+    }
+
+    /// The position of the value at `path`, with the same fallback as [`SourceIndex::key`].
+    pub fn value(&self, path: &str) -> Option<Position> {
+        self.find(path, |entry| entry.value.or(entry.key))
+    }
+
+    fn find(&self, mut path: &str, pick: impl Fn(&Entry) -> Option<Position>) -> Option<Position> {
+        loop {
+            if let Some(position) = self.entries.get(path).and_then(&pick) {
+                return Some(position);
+            }
+            path = parent(path)?;
+        }
+    }
+
+    fn set_key(&mut self, path: &str, position: Position) {
+        self.entries.entry(path.to_owned()).or_default().key = Some(position);
+    }
+
+    fn set_value(&mut self, path: &str, position: Position) {
+        self.entries.entry(path.to_owned()).or_default().value = Some(position);
+    }
+}
+
+/// The path that encloses `path`: `a.b` for `a.b.c` and for `a.b[2]`; `None` at the top.
+fn parent(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    let cut = path.rfind(['.', '[']).unwrap_or(0);
+    Some(&path[..cut])
+}
+
+/// Joins a key path and a key.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Reads a workflow file as UTF-8 text, refusing directories, huge files and other encodings.
+pub fn read(path: &Path, name: &str) -> Result<String, Diagnostic> {
+    let error = |message: String| Diagnostic::new(Kind::Read, name, message);
+
+    let metadata = std::fs::metadata(path)
+        .map_err(|cause| error(format!("cannot read `{name}`: {}", io_reason(&cause))))?;
+    if metadata.is_dir() {
+        return Err(
+            error(format!("`{name}` is a directory, not a workflow file"))
+                .with_hint("name a YAML file, such as `workflows/wordcount.yaml`"),
+        );
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_large(name, metadata.len()));
+    }
+
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|cause| error(format!("cannot read `{name}`: {}", io_reason(&cause))))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(name, bytes.len() as u64));
+    }
+
+    String::from_utf8(bytes).map_err(|cause| not_utf8(name, &cause))
+}
+
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => error.to_string().to_lowercase(),
+    }
+}
+
+fn too_large(name: &str, bytes: u64) -> Diagnostic {
+    Diagnostic::new(
+        Kind::Read,
+        name,
+        format!(
+            "`{name}` is {:.1} MiB; a workflow file may be at most {} MiB",
+            bytes as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    )
+    .with_hint("keep data out of the workflow: read it from a file with a job such as `text.read`")
+}
+
+fn not_utf8(name: &str, error: &std::string::FromUtf8Error) -> Diagnostic {
+    let bytes = error.as_bytes();
+    let offset = error.utf8_error().valid_up_to();
+    let before = &bytes[..offset];
+    let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |at| at + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+
+    Diagnostic::new(
+        Kind::Read,
+        name,
+        format!(
+            "the file is not UTF-8: invalid byte `0x{:02x}`",
+            bytes[offset]
+        ),
+    )
+    .at(line, column, 1)
+    .with_hint("save the file as UTF-8")
+}
+
+/// Parses one YAML document into a value and the index of its positions.
+///
+/// Reports every duplicate key it finds; any other problem stops the parse.
+pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagnostic>> {
+    let mut builder = Builder::new(name);
+    for event in Parser::new_from_str(source) {
+        let step = match event {
+            Ok((event, span)) => builder.event(event, span),
+            Err(error) => {
+                let marker = error.marker();
+                let at = Position {
+                    line: marker.line(),
+                    column: marker.col() + 1,
+                    width: 1,
+                };
+                Err(if error.info().contains("recursion limit") {
+                    too_deep(name, at)
+                } else {
+                    let message = format!("invalid YAML: {}", error.info());
+                    Diagnostic::new(Kind::Syntax, name, message).at(at.line, at.column, 1)
+                })
+            }
+        };
+        if let Err(diagnostic) = step {
+            builder.errors.push(diagnostic);
+            return Err(builder.errors);
+        }
+    }
+
+    if !builder.errors.is_empty() {
+        return Err(builder.errors);
+    }
+    let mut value = builder.root.unwrap_or(Value::Null);
+    value.apply_merge().map_err(|error| {
+        vec![
+            Diagnostic::new(
+                Kind::Syntax,
+                name,
+                format!("invalid merge key `<<`: {error}"),
+            )
+            .with_hint("`<<` takes a mapping, or a list of mappings, usually an alias"),
+        ]
+    })?;
+    Ok((value, builder.index))
+}
+
+fn too_deep(name: &str, at: Position) -> Diagnostic {
+    Diagnostic::new(
+        Kind::Syntax,
+        name,
+        format!("values are nested more than {MAX_DEPTH} levels deep"),
+    )
+    .at(at.line, at.column, at.width)
+    .with_hint("flatten the structure; no workflow key needs this depth")
+}
+
+/// A container being built.
+enum Frame {
+    Sequence {
+        path: String,
+        items: Vec<Value>,
+        anchor: usize,
+        size: usize,
+    },
+    Mapping {
+        path: String,
+        entries: Mapping,
+        /// The key read and waiting for its value, with its path and whether it repeats an
+        /// earlier key (its value is then dropped: the first one stays).
+        key: Option<(Value, String, bool)>,
+        anchor: usize,
+        size: usize,
+    },
+}
+
+struct Builder<'a> {
+    name: &'a str,
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    documents: usize,
+    /// Finished anchored values, with how many values each holds.
+    anchors: HashMap<usize, (Value, usize)>,
+    alias_nodes: usize,
+    index: SourceIndex,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(name: &'a str) -> Self {
+        Self {
+            name,
+            stack: Vec::new(),
+            root: None,
+            documents: 0,
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            index: SourceIndex::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>, span: YamlSpan) -> Result<(), Diagnostic> {
+        let position = Position::from_span(span);
+        match event {
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(self
+                        .error(Kind::Syntax, "the file holds more than one YAML document", position)
+                        .with_hint("a workflow is one document: remove the `---` separators after the first"));
+                }
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = tag.map(|tag| format!("{}{}", tag.handle, tag.suffix));
+                let value = self.scalar(&text, style, tag.as_deref(), position)?;
+                self.node(value, 1, anchor, position)?;
+            }
+            Event::Alias(anchor) => {
+                let Some((value, size)) = self.anchors.get(&anchor).cloned() else {
+                    return Err(self.error(Kind::Syntax, "alias to an unknown anchor", position));
+                };
+                self.alias_nodes += size;
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(self
+                        .error(
+                            Kind::Syntax,
+                            format!("aliases expand to more than {MAX_ALIAS_NODES} values"),
+                            position,
+                        )
+                        .with_hint("a workflow this large is likely an alias bomb; write the values out, or use fewer nested aliases"));
+                }
+                self.node(value, size, 0, position)?;
+            }
+            Event::SequenceStart(anchor, _) => {
+                let path = self.open(position)?;
+                self.stack.push(Frame::Sequence {
+                    path,
+                    items: Vec::new(),
+                    anchor,
+                    size: 1,
+                });
+            }
+            Event::MappingStart(anchor, _) => {
+                let path = self.open(position)?;
+                self.stack.push(Frame::Mapping {
+                    path,
+                    entries: Mapping::new(),
+                    key: None,
+                    anchor,
+                    size: 1,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (value, anchor, size) = match self.stack.pop() {
+                    Some(Frame::Sequence {
+                        items,
+                        anchor,
+                        size,
+                        ..
+                    }) => (Value::Sequence(items), anchor, size),
+                    Some(Frame::Mapping {
+                        entries,
+                        anchor,
+                        size,
+                        ..
+                    }) => (Value::Mapping(entries), anchor, size),
+                    None => return Ok(()),
+                };
+                self.finish(value, size, anchor, position)?;
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn error(&self, kind: Kind, message: impl Into<String>, at: Position) -> Diagnostic {
+        Diagnostic::new(kind, self.name, message).at(at.line, at.column, at.width)
+    }
+
+    /// Starts a container: records its position and returns its path.
+    fn open(&mut self, position: Position) -> Result<String, Diagnostic> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(self.name, position));
+        }
+        let path = self.child_path();
+        if let Some(path) = &path {
+            self.index.set_value(path, position);
+        }
+        Ok(path.unwrap_or_default())
+    }
+
+    /// The path of the next value inside the innermost container, or `None` for a key.
+    fn child_path(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Sequence { path, items, .. }) => Some(format!("{path}[{}]", items.len())),
+            Some(Frame::Mapping {
+                key: Some((_, path, _)),
+                ..
+            }) => Some(path.clone()),
+            Some(Frame::Mapping { key: None, .. }) => None,
+        }
+    }
+
+    /// A scalar or alias: a whole node.
+    fn node(
+        &mut self,
+        value: Value,
+        size: usize,
+        anchor: usize,
+        position: Position,
+    ) -> Result<(), Diagnostic> {
+        if let Some(path) = self.child_path() {
+            self.index.set_value(&path, position);
+        }
+        self.finish(value, size, anchor, position)
+    }
+
+    /// Places a finished node in its parent.
+    fn finish(
+        &mut self,
+        value: Value,
+        size: usize,
+        anchor: usize,
+        position: Position,
+    ) -> Result<(), Diagnostic> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+
+        let name = self.name;
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Sequence {
+                items, size: total, ..
+            }) => {
+                items.push(value);
+                *total += size;
+            }
+            Some(Frame::Mapping {
+                path,
+                entries,
+                key,
+                size: total,
+                ..
+            }) => {
+                *total += size;
+                match key.take() {
+                    Some((key, _, duplicate)) => {
+                        if !duplicate {
+                            entries.insert(key, value);
+                        }
+                    }
+                    None => {
+                        let text = key_text(&value);
+                        let key_path = join(path, &text);
+                        if entries.contains_key(&value) {
+                            let first = self.index.key(&key_path);
+                            let mut diagnostic = Diagnostic::new(
+                                Kind::DuplicateKey,
+                                name,
+                                format!("duplicate key `{text}`"),
+                            )
+                            .at_path(key_path.clone())
+                            .at(
+                                position.line,
+                                position.column,
+                                position.width,
+                            );
+                            if let Some(first) = first {
+                                diagnostic = diagnostic.with_hint(format!(
+                                    "the key is first given on line {}; remove one of them",
+                                    first.line
+                                ));
+                            }
+                            self.errors.push(diagnostic);
+                            // Index the repeated value under a path no one looks up.
+                            *key = Some((value, format!("{key_path}\u{0}"), true));
+                        } else {
+                            self.index.set_key(&key_path, position);
+                            *key = Some((value, key_path, false));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scalar(
+        &self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&str>,
+        position: Position,
+    ) -> Result<Value, Diagnostic> {
+        match tag {
+            None => Ok(if style == ScalarStyle::Plain {
+                resolve_plain(text)
+            } else {
+                Value::String(text.to_owned())
+            }),
+            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.to_owned())),
+            Some(
+                "tag:yaml.org,2002:int"
+                | "tag:yaml.org,2002:float"
+                | "tag:yaml.org,2002:bool"
+                | "tag:yaml.org,2002:null",
+            ) => Ok(resolve_plain(text)),
+            Some(other) => Err(self
+                .error(
+                    Kind::Syntax,
+                    format!("unsupported YAML tag `{other}`"),
+                    position,
+                )
+                .with_hint("remove the tag; a workflow uses plain YAML values")),
+        }
+    }
+}
+
+/// The text of a mapping key, for paths and messages.
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(text) => text.clone(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        _ => "?".to_owned(),
+    }
+}
+
+/// Resolves a plain scalar with the YAML 1.2 core schema.
+fn resolve_plain(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Number(f64::INFINITY.into());
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Value::Number(f64::NEG_INFINITY.into()),
+        ".nan" | ".NaN" | ".NAN" => return Value::Number(f64::NAN.into()),
+        _ => {}
+    }
+
+    let integer = if let Some(hex) = text.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16).ok().map(Number::from)
+    } else if let Some(octal) = text.strip_prefix("0o") {
+        u64::from_str_radix(octal, 8).ok().map(Number::from)
+    } else if is_decimal_integer(text) {
+        text.parse::<u64>()
+            .map(Number::from)
+            .or_else(|_| text.parse::<i64>().map(Number::from))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(number) = integer {
+        return Value::Number(number);
+    }
+    if is_float(text)
+        && let Ok(float) = text.parse::<f64>()
+    {
+        return Value::Number(float.into());
+    }
+    Value::String(text.to_owned())
+}
+
+fn is_decimal_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`, the core schema's float.
+fn is_float(text: &str) -> bool {
+    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], Some(&body[at + 1..])),
+        None => (body, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    let mantissa_ok =
+        digits(whole) && digits(fraction) && !(whole.is_empty() && fraction.is_empty());
+    let exponent_ok = exponent.is_none_or(|exponent| {
+        let exponent = exponent.strip_prefix(['-', '+']).unwrap_or(exponent);
+        !exponent.is_empty() && digits(exponent)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// Decodes `value`, found at `path` in the file, into `T`, turning serde's error into a
+/// diagnostic at the right place.
+pub fn decode<T: DeserializeOwned>(
+    value: Value,
+    path: &str,
+    name: &str,
+    index: &SourceIndex,
+) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let inner = error_path(error.path());
+        let full = match (path.is_empty(), inner.is_empty()) {
+            (_, true) => path.to_owned(),
+            (true, false) => inner,
+            (false, false) if inner.starts_with('[') => format!("{path}{inner}"),
+            (false, false) => format!("{path}.{inner}"),
+        };
+        describe(&error.into_inner().to_string(), &full, name, index)
+    })
+}
+
+fn error_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => {
+                let _ = write!(out, "[{index}]");
+            }
+            serde_path_to_error::Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Builds the diagnostic for serde's message about the value at `path`.
+fn describe(message: &str, path: &str, name: &str, index: &SourceIndex) -> Diagnostic {
+    let (message, hint) = match message.split_once(HINT_SEPARATOR) {
+        Some((message, hint)) => (message, Some(hint.to_owned())),
+        None => (message, None),
+    };
+
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, expected) = split_backticked(rest);
+        // serde_path_to_error stops at the map that holds the key; the key is one level down.
+        let key_path = if path.ends_with(key) {
+            path.to_owned()
+        } else {
+            join(path, key)
+        };
+        let hint = did_you_mean(key, expected.iter().map(String::as_str)).or_else(|| {
+            (!expected.is_empty()).then(|| format!("the keys here are {}", one_of(&expected)))
+        });
+        return located(
+            Kind::UnknownKey,
+            format!("unknown key `{key}`"),
+            &key_path,
+            name,
+            index,
+            true,
+        )
+        .with_hint_opt(hint);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (value, expected) = split_backticked(rest);
+        let hint = did_you_mean(value, expected.iter().map(String::as_str))
+            .or_else(|| Some(format!("expected {}", one_of(&expected))));
+        return located(
+            Kind::InvalidValue,
+            format!("unknown value `{value}`"),
+            path,
+            name,
+            index,
+            false,
+        )
+        .with_hint_opt(hint);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let key = rest.trim_end_matches('`');
+        return located(
+            Kind::MissingKey,
+            format!("missing key `{key}`"),
+            path,
+            name,
+            index,
+            false,
+        )
+        .with_hint_opt(hint);
+    }
+
+    let kind = if message.starts_with("invalid duration") {
+        Kind::InvalidDuration
+    } else {
+        Kind::InvalidValue
+    };
+    let message = message
+        .replace("invalid type: ", "wrong type: found ")
+        .replace("invalid value: ", "invalid value: found ");
+    located(kind, message, path, name, index, false).with_hint_opt(hint)
+}
+
+fn located(
+    kind: Kind,
+    message: String,
+    path: &str,
+    name: &str,
+    index: &SourceIndex,
+    at_key: bool,
+) -> Diagnostic {
+    let diagnostic = Diagnostic::new(kind, name, message).at_path(path);
+    let position = if at_key {
+        index.key(path)
+    } else {
+        index.value(path)
+    };
+    match position {
+        Some(position) => diagnostic.at(position.line, position.column, position.width),
+        None => diagnostic,
+    }
+}
+
+/// Splits "x`, expected one of `a`, `b`" into `x` and the expected names.
+fn split_backticked(rest: &str) -> (&str, Vec<String>) {
+    let (first, tail) = rest.split_once('`').unwrap_or((rest, ""));
+    let expected = tail
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    (first, expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(source: &str) -> (Value, SourceIndex) {
+        parse(source, "test.yaml").unwrap_or_else(|errors| panic!("{errors:?}"))
+    }
+
+    fn parse_err(source: &str) -> Vec<Diagnostic> {
+        parse(source, "test.yaml").expect_err("the source should be refused")
+    }
+
+    #[test]
+    fn plain_scalars_follow_the_core_schema() {
+        let (value, _) = parse_ok("[1, -2, 0x1f, 1.5, .inf, true, null, ~, yes, '1', 1e3, 1_000]");
+        let Value::Sequence(items) = value else {
+            panic!()
+        };
+        assert_eq!(items[0], Value::Number(1.into()));
+        assert_eq!(items[1], Value::Number((-2).into()));
+        assert_eq!(items[2], Value::Number(31.into()));
+        assert_eq!(items[3], Value::Number(1.5.into()));
+        assert!(matches!(&items[4], Value::Number(n) if n.as_f64() == Some(f64::INFINITY)));
+        assert_eq!(items[5], Value::Bool(true));
+        assert_eq!(items[6], Value::Null);
+        assert_eq!(items[7], Value::Null);
+        assert_eq!(items[8], Value::String("yes".into()));
+        assert_eq!(items[9], Value::String("1".into()));
+        assert_eq!(items[10], Value::Number(1000.0.into()));
+        assert_eq!(items[11], Value::String("1_000".into()));
+    }
+
+    #[test]
+    fn the_index_knows_keys_values_and_list_items() {
+        let (_, index) = parse_ok("stages:\n  count:\n    needs: [a, b]\n");
+
+        assert_eq!(
+            index.key("stages.count").map(|p| (p.line, p.column)),
+            Some((2, 3))
+        );
+        assert_eq!(
+            index
+                .key("stages.count.needs")
+                .map(|p| (p.line, p.column, p.width)),
+            Some((3, 5, 5))
+        );
+        assert_eq!(
+            index
+                .value("stages.count.needs[1]")
+                .map(|p| (p.line, p.column)),
+            Some((3, 16))
+        );
+        assert_eq!(
+            index.key("stages.count.retry").map(|p| p.line),
+            Some(2),
+            "falls back to the parent"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_all_reported_with_the_first_line() {
+        let errors = parse_err("a: 1\nb: 2\na: 3\nb: 4\n");
+
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].message, "duplicate key `a`");
+        assert_eq!((errors[0].line, errors[0].column), (Some(3), Some(1)));
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some("the key is first given on line 1; remove one of them")
+        );
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_lacks() {
+        let (value, _) = parse_ok("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n");
+
+        assert_eq!(value["use"]["x"], Value::Number(1.into()));
+        assert_eq!(value["use"]["y"], Value::Number(3.into()));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_quickly() {
+        let mut source = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let previous = level - 1;
+            let _ = writeln!(
+                source,
+                "a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]"
+            );
+        }
+
+        let errors = parse_err(&source);
+
+        assert!(
+            errors[0].message.starts_with("aliases expand to more than"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_in_flow_and_block_style() {
+        let flow = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let block: String = (0..100)
+            .map(|depth| format!("{}k{depth}:\n", "  ".repeat(depth)))
+            .collect();
+
+        for source in [flow, block] {
+            let errors = parse_err(&source);
+            assert!(errors[0].message.contains("nested more than"), "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position() {
+        let errors = parse_err("a: [1, 2\nb: 3\n");
+
+        assert_eq!(errors[0].kind, Kind::Syntax);
+        assert!(errors[0].line.is_some());
+    }
+
+    #[test]
+    fn a_second_document_is_refused() {
+        let errors = parse_err("a: 1\n---\nb: 2\n");
+
+        assert!(errors[0].message.contains("more than one YAML document"));
+    }
+
+    #[test]
+    fn custom_tags_are_refused_and_core_tags_kept() {
+        assert_eq!(parse_ok("a: !!str 12").0["a"], Value::String("12".into()));
+        assert!(
+            parse_err("a: !secret x")[0]
+                .message
+                .contains("unsupported YAML tag")
+        );
+    }
+
+    #[test]
+    fn parent_paths_climb_keys_and_indexes() {
+        assert_eq!(parent("a.b.c"), Some("a.b"));
+        assert_eq!(parent("a.b[2]"), Some("a.b"));
+        assert_eq!(parent("a"), Some(""));
+        assert_eq!(parent(""), None);
+    }
+}

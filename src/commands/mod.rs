@@ -1,0 +1,5 @@
+//! The commands of `weft`, one module each.
+
+pub mod graph;
+pub mod schema;
+pub mod validate;

@@ -1,0 +1,15 @@
+//! The exit codes of `weft`, in one place.
+
+use std::process::ExitCode;
+
+/// The run (or check) succeeded.
+pub const SUCCESS: u8 = 0;
+/// The run failed: a stage failed, fail-fast, or the run's timeout.
+pub const FAILED: u8 = 1;
+/// The workflow, an input or the command line is invalid.
+pub const INVALID: u8 = 2;
+
+/// The process exit code for one of the codes above.
+pub fn code(value: u8) -> ExitCode {
+    ExitCode::from(value)
+}

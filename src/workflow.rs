@@ -1,0 +1,108 @@
+//! One workflow file, loaded, checked and planned: what `validate`, `graph` and `run` start
+//! from.
+
+use std::path::Path;
+
+use weft_plan::{Plan, StageNode};
+use weft_spec::{Checked, Diagnostic, Document, Kind};
+
+/// A workflow file after every check, with all its problems.
+pub struct Loaded {
+    /// The file's text, when it could be read, for quoting in messages.
+    pub source: Option<String>,
+    /// The decoded file, when it parsed.
+    pub document: Option<Document>,
+    /// The graph, when the file has no error at all.
+    pub plan: Option<Plan>,
+    /// Every problem found, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads, checks and plans the workflow at `path`.
+pub fn load(path: &Path) -> Loaded {
+    let name = path.display().to_string();
+    let document = match weft_spec::load(path, &name) {
+        Ok(document) => document,
+        Err(mut diagnostics) => {
+            weft_spec::diagnostic::sort(&mut diagnostics);
+            let source = std::fs::read_to_string(path).ok();
+            return Loaded {
+                source,
+                document: None,
+                plan: None,
+                diagnostics,
+            };
+        }
+    };
+
+    let checked = weft_spec::check(&document);
+    let mut diagnostics = document.diagnostics.clone();
+    diagnostics.extend(checked.diagnostics.iter().cloned());
+
+    let plan = match Plan::build(stage_nodes(&document, &checked)) {
+        Ok(plan) => Some(plan),
+        Err(cycles) => {
+            diagnostics.extend(
+                cycles
+                    .iter()
+                    .filter(|cycle| cycle.path.len() > 2)
+                    .map(|cycle| cycle_diagnostic(&document, cycle)),
+            );
+            None
+        }
+    };
+
+    weft_spec::diagnostic::sort(&mut diagnostics);
+    Loaded {
+        source: Some(document.source.clone()),
+        plan: plan.filter(|_| diagnostics.is_empty()),
+        document: Some(document),
+        diagnostics,
+    }
+}
+
+/// The stages as the planner sees them. A stage's reference to itself was reported by the
+/// checks already, so it is left out here rather than reported again as a cycle.
+fn stage_nodes(document: &Document, checked: &Checked) -> Vec<StageNode> {
+    document
+        .workflow
+        .stages
+        .iter()
+        .map(|(id, stage)| StageNode {
+            id: id.clone(),
+            job: stage.job.to_string(),
+            fan_out: stage.is_fan_out(),
+            reads: checked
+                .reads
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter(|read| *read != id)
+                .cloned()
+                .collect(),
+            needs: stage
+                .needs
+                .iter()
+                .filter(|need| need != id)
+                .map(str::to_owned)
+                .collect(),
+        })
+        .collect()
+}
+
+fn cycle_diagnostic(document: &Document, cycle: &weft_plan::Cycle) -> Diagnostic {
+    let first = &cycle.path[0];
+    let path = format!("stages.{first}");
+    let diagnostic = Diagnostic::new(
+        Kind::Cycle,
+        &document.name,
+        format!("stages depend on each other in a cycle: {cycle}"),
+    )
+    .at_path(path.clone())
+    .with_hint("a workflow is a graph without cycles: remove one of the `needs` or stage references on the cycle");
+
+    match document.index.key(&path) {
+        Some(at) => diagnostic.at(at.line, at.column, at.width),
+        None => diagnostic,
+    }
+}
