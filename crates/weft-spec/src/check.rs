@@ -285,22 +285,11 @@ impl Checker<'_> {
     }
 
     fn stage_exists(&self, id: &str) -> bool {
-        self.document.workflow.stages.contains_key(id)
-            || self
-                .document
-                .broken_stages
-                .iter()
-                .any(|broken| broken == id)
+        self.document.stage_ids.iter().any(|known| known == id)
     }
 
     fn stage_hint(&self, id: &str) -> String {
-        let known: Vec<&str> = self
-            .document
-            .workflow
-            .stages
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let known: Vec<&str> = self.document.stage_ids.iter().map(String::as_str).collect();
         did_you_mean(id, known.iter().copied())
             .unwrap_or_else(|| format!("the stages are {}", one_of(&known)))
     }

@@ -21,6 +21,8 @@ pub struct Document {
     pub workflow: Workflow,
     /// Where each key of the file is.
     pub index: SourceIndex,
+    /// Every stage id of the file, in file order, whether it decoded or not.
+    pub stage_ids: Vec<String>,
     /// Stages that exist in the file but did not decode.
     pub broken_stages: Vec<String>,
     /// The problems found while decoding.
@@ -75,6 +77,7 @@ pub fn load_str(
         source: String::new(),
         workflow: Workflow::default(),
         index,
+        stage_ids: Vec::new(),
         broken_stages: Vec::new(),
         diagnostics: Vec::new(),
     };
@@ -221,6 +224,7 @@ impl Document {
                 continue;
             };
             let path = join("stages", &id);
+            self.stage_ids.push(id.clone());
             if !crate::is_identifier(&id) {
                 self.invalid_stage_id(&id, &path);
             }

@@ -16,12 +16,25 @@ const EXTENSION_PATTERN: &str = "^x-";
 pub fn schema() -> Value {
     let generator = SchemaSettings::draft07().into_generator();
     let mut schema = generator.into_root_schema_for::<Workflow>().to_value();
-    admit_extensions(&mut schema);
-    schema
+    polish(&mut schema);
+
+    // The header keys first, for people who open the file.
+    let Value::Object(mut body) = schema else {
+        return schema;
+    };
+    let mut ordered = Map::new();
+    for key in ["$schema", "title", "description"] {
+        if let Some(value) = body.shift_remove(key) {
+            ordered.insert(key.to_owned(), value);
+        }
+    }
+    ordered.extend(body);
+    Value::Object(ordered)
 }
 
-/// Adds `patternProperties: {"^x-": {}}` to every closed object schema.
-fn admit_extensions(value: &mut Value) {
+/// Adds `patternProperties: {"^x-": {}}` to every closed object schema, and unwraps the
+/// lines of descriptions, which come from doc comments wrapped at 100 columns.
+fn polish(value: &mut Value) {
     match value {
         Value::Object(object) => {
             if object.get("additionalProperties") == Some(&Value::Bool(false)) {
@@ -32,11 +45,22 @@ fn admit_extensions(value: &mut Value) {
                     patterns.insert(EXTENSION_PATTERN.to_owned(), Value::Object(Map::new()));
                 }
             }
-            object.values_mut().for_each(admit_extensions);
+            if let Some(Value::String(description)) = object.get_mut("description") {
+                *description = unwrap_lines(description);
+            }
+            object.values_mut().for_each(polish);
         }
-        Value::Array(items) => items.iter_mut().for_each(admit_extensions),
+        Value::Array(items) => items.iter_mut().for_each(polish),
         _ => {}
     }
+}
+
+/// Joins wrapped lines with spaces, keeping blank lines between paragraphs.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| paragraph.split('\n').collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 #[cfg(test)]
@@ -49,6 +73,17 @@ mod tests {
             schema()["$schema"],
             "http://json-schema.org/draft-07/schema#"
         );
+    }
+
+    #[test]
+    fn the_schema_matches_its_snapshot() {
+        let text = serde_json::to_string_pretty(&schema()).unwrap();
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn descriptions_are_unwrapped() {
+        assert_eq!(unwrap_lines("one\ntwo\n\nthree"), "one two\n\nthree");
     }
 
     #[test]
