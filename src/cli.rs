@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// A folder to search for plugins (repeatable), before `WEFT_PLUGIN_PATH` and the folder
+    /// of the `weft` executable.
+    #[arg(long = "plugin-path", value_name = "DIR", global = true)]
+    pub plugin_path: Vec<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -21,6 +26,10 @@ pub enum Command {
 Examples:
   weft validate workflows/wordcount.yaml
   weft validate workflows/*.yaml --format json
+  weft validate --no-plugins draft.yaml
+
+Each stage's job is checked against the plugins found, and literal `with` values against the
+job's input schema; values that hold an expression are checked when the run computes them.
 
 Exit codes: 0 every file is valid; 2 a file is invalid.")]
     Validate {
@@ -28,7 +37,7 @@ Exit codes: 0 every file is valid; 2 a file is invalid.")]
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
 
-        /// Check the files alone, without loading plugins.
+        /// Check the files alone: job names are not looked up in plugins.
         #[arg(long)]
         no_plugins: bool,
 
@@ -59,10 +68,48 @@ Solid edges carry data (an expression reads the stage); dashed edges are order o
     #[command(after_help = "\
 Examples:
   weft schema > schema/workflow.schema.json
+  weft schema --plugins > .weft/workflow.schema.json
 
 Editors that use yaml-language-server complete and check a workflow file that starts with:
   # yaml-language-server: $schema=../schema/workflow.schema.json")]
-    Schema,
+    Schema {
+        /// Attach each job's input schema to `with`, so that editors complete job inputs too.
+        #[arg(long)]
+        plugins: bool,
+    },
+
+    /// List the plugins found, show one, or create a new one.
+    #[command(after_help = "\
+Examples:
+  weft plugins
+  weft plugins show std
+  weft plugins new greet --path plugins/greet
+  weft plugins --plugin-path plugins/greet/target/debug")]
+    Plugins {
+        /// What to do; lists the plugins without one.
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
+    },
+}
+
+/// The actions of `weft plugins`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsAction {
+    /// Print one plugin's jobs with their inputs and outputs: the plugin's manual.
+    Show {
+        /// The plugin's name.
+        name: String,
+    },
+
+    /// Write a new plugin crate that builds with `cargo build` as it is.
+    New {
+        /// The plugin's name: lowercase letters, digits, `_` and `-`, starting with a letter.
+        name: String,
+
+        /// The folder to create (default: `./NAME`).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+    },
 }
 
 /// How `validate` prints its findings.

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod scaffold;
 mod workflow;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::workflow::Plugins;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -28,11 +30,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate {
             files,
-            no_plugins: _,
+            no_plugins,
             format,
-        } => commands::validate::run(&files, format),
+        } => {
+            let plugins = if no_plugins {
+                Plugins::Skip
+            } else {
+                Plugins::Search(&cli.plugin_path)
+            };
+            commands::validate::run(&files, format, plugins)
+        }
         Command::Graph { file, format } => commands::graph::run(&file, format),
-        Command::Schema => commands::schema::run(),
+        Command::Schema { plugins } => {
+            commands::schema::run(plugins.then_some(&cli.plugin_path[..]))
+        }
+        Command::Plugins { action } => commands::plugins::run(action, &cli.plugin_path),
     };
 
     match result {

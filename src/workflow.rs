@@ -1,8 +1,9 @@
 //! One workflow file, loaded, checked and planned: what `validate`, `graph` and `run` start
 //! from.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use weft_host::Catalog;
 use weft_plan::{Plan, StageNode};
 use weft_spec::{Checked, Diagnostic, Document, Kind};
 
@@ -18,14 +19,30 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Which plugins a workflow is checked against.
+#[derive(Clone, Copy, Debug)]
+pub enum Plugins<'a> {
+    /// None: the file is checked alone.
+    Skip,
+    /// Those found in the standard places, after these folders.
+    Search(&'a [PathBuf]),
+}
+
 /// Loads, checks and plans the workflow at `path`.
-pub fn load(path: &Path) -> Loaded {
+pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
     let name = path.display().to_string();
     let document = match weft_spec::load(path, &name) {
         Ok(document) => document,
         Err(mut diagnostics) => {
             weft_spec::diagnostic::sort(&mut diagnostics);
-            let source = std::fs::read_to_string(path).ok();
+            // The text to quote, even when it is not UTF-8; never a file too large to check.
+            let readable = std::fs::metadata(path).is_ok_and(|metadata| {
+                metadata.is_file() && metadata.len() <= weft_spec::yaml::MAX_FILE_BYTES
+            });
+            let source = readable
+                .then(|| std::fs::read(path).ok())
+                .flatten()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
             return Loaded {
                 source,
                 document: None,
@@ -51,6 +68,12 @@ pub fn load(path: &Path) -> Loaded {
             None
         }
     };
+
+    if let Plugins::Search(folders) = plugins {
+        let search = weft_host::search_for(&document, path, folders);
+        let catalog = Catalog::discover(&search);
+        diagnostics.extend(weft_host::check(&document, &catalog));
+    }
 
     weft_spec::diagnostic::sort(&mut diagnostics);
     Loaded {

@@ -3,19 +3,17 @@
 use std::io;
 use std::path::Path;
 
+use weft_spec::diagnostic::render_all;
+
 use crate::cli::GraphFormat;
+use crate::workflow::Plugins;
 use crate::{exit, output, workflow};
 
 /// Prints the graph of `file`, or its errors. Returns the exit code.
 pub fn run(file: &Path, format: GraphFormat) -> io::Result<u8> {
-    let loaded = workflow::load(file);
+    let loaded = workflow::load(file, Plugins::Skip);
     let (Some(plan), Some(document)) = (&loaded.plan, &loaded.document) else {
-        let mut report = String::new();
-        for diagnostic in &loaded.diagnostics {
-            report.push_str(&diagnostic.render(loaded.source.as_deref()));
-            report.push('\n');
-        }
-        output::stderr(&report);
+        output::stderr(&render_all(&loaded.diagnostics, loaded.source.as_deref()));
         return Ok(exit::INVALID);
     };
 

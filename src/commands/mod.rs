@@ -1,5 +1,6 @@
 //! The commands of `weft`, one module each.
 
 pub mod graph;
+pub mod plugins;
 pub mod schema;
 pub mod validate;

@@ -4,18 +4,23 @@ use std::io;
 use std::path::PathBuf;
 
 use weft_spec::Diagnostic;
+use weft_spec::diagnostic::render_all;
 
 use crate::cli::Format;
+use crate::workflow::Plugins;
 use crate::{exit, output, workflow};
 
+/// The most errors of one file printed as text; `--format json` gives them all.
+const MAX_SHOWN: usize = 200;
+
 /// Checks each file; prints its errors, or `ok`. Returns the exit code.
-pub fn run(files: &[PathBuf], format: Format) -> io::Result<u8> {
+pub fn run(files: &[PathBuf], format: Format, plugins: Plugins<'_>) -> io::Result<u8> {
     let mut all = Vec::new();
     let mut report = String::new();
     let mut failed_files = 0;
 
     for file in files {
-        let loaded = workflow::load(file);
+        let loaded = workflow::load(file, plugins);
         if loaded.diagnostics.is_empty() {
             if format == Format::Text {
                 output::stdout(&format!("{}: ok\n", file.display()))?;
@@ -23,9 +28,16 @@ pub fn run(files: &[PathBuf], format: Format) -> io::Result<u8> {
             continue;
         }
         failed_files += 1;
-        for diagnostic in &loaded.diagnostics {
-            report.push_str(&diagnostic.render(loaded.source.as_deref()));
-            report.push('\n');
+        if format == Format::Text {
+            let shown = &loaded.diagnostics[..loaded.diagnostics.len().min(MAX_SHOWN)];
+            report.push_str(&render_all(shown, loaded.source.as_deref()));
+            if loaded.diagnostics.len() > MAX_SHOWN {
+                report.push_str(&format!(
+                    "... and {} more errors in {}\n\n",
+                    loaded.diagnostics.len() - MAX_SHOWN,
+                    file.display()
+                ));
+            }
         }
         all.extend(loaded.diagnostics);
     }

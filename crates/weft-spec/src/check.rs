@@ -98,11 +98,21 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// Reports a problem with the value at `path`.
     fn report(&mut self, kind: Kind, path: &str, message: String, hint: Option<String>) {
         let diagnostic = Diagnostic::new(kind, &self.document.name, message)
             .at_path(path)
             .with_hint_opt(hint);
         let diagnostic = self.document.at_value(diagnostic);
+        self.checked.diagnostics.push(diagnostic);
+    }
+
+    /// Reports a problem with the key at `path` itself.
+    fn report_key(&mut self, kind: Kind, path: &str, message: String, hint: Option<String>) {
+        let diagnostic = Diagnostic::new(kind, &self.document.name, message)
+            .at_path(path)
+            .with_hint_opt(hint);
+        let diagnostic = self.document.at_key(diagnostic);
         self.checked.diagnostics.push(diagnostic);
     }
 
@@ -207,7 +217,7 @@ impl Checker<'_> {
         self.needs(id, stage, &path);
 
         if stage.for_each.is_some() && stage.matrix.is_some() {
-            self.report(
+            self.report_key(
                 Kind::FanOutMisuse,
                 &join(&path, "matrix"),
                 format!("stage `{id}` has both `for_each` and `matrix`"),

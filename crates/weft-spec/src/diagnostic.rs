@@ -49,6 +49,14 @@ pub enum Kind {
     UnknownInput,
     /// `output` read on a fan-out stage, `outputs` on a single job, or fan-out keys misused.
     FanOutMisuse,
+    /// A stage names a plugin that was not found, or one that two files declare.
+    UnknownPlugin,
+    /// A stage names a job its plugin does not have.
+    UnknownJob,
+    /// A plugin's version is outside the range the workflow asks for.
+    PluginVersion,
+    /// A literal `with` value breaks the job's input schema.
+    InvalidJobInput,
 }
 
 /// One problem in a workflow file.
@@ -131,6 +139,15 @@ impl Diagnostic {
 
     /// Renders the diagnostic for a terminal, quoting the source line when `source` is given.
     pub fn render(&self, source: Option<&str>) -> String {
+        let line = self.line.and_then(|line| {
+            let text = source?.lines().nth((line as usize).checked_sub(1)?)?;
+            Some(text)
+        });
+        self.render_line(line)
+    }
+
+    /// Renders the diagnostic with `text` as the text of its line.
+    fn render_line(&self, text: Option<&str>) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "error: {}", self.message);
 
@@ -138,17 +155,17 @@ impl Diagnostic {
             (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
             _ => self.file.clone(),
         };
-        let snippet = self.line.zip(self.column).and_then(|(line, column)| {
-            let (line, column) = (line as usize, column as usize);
-            let text = source?.lines().nth(line.checked_sub(1)?)?;
-            Some((line, column, text))
-        });
+        let snippet = self
+            .line
+            .zip(self.column)
+            .zip(text)
+            .map(|((line, column), text)| (line as usize, column as usize, text));
 
         let gutter = snippet.map_or(1, |(line, _, _)| line.to_string().len());
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad} --> {location}");
         if let Some((line, column, text)) = snippet {
-            let text = text.trim_end();
+            let (text, column) = window(text.trim_end(), column);
             let caret_pad = " ".repeat(column.saturating_sub(1));
             let available = text.chars().count().saturating_sub(column - 1).max(1);
             let carets = "^".repeat((self.width as usize).min(available));
@@ -164,6 +181,49 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// The widest source line quoted whole; longer ones are cut around the column.
+const MAX_QUOTED: usize = 120;
+
+/// Cuts a long line to [`MAX_QUOTED`] characters around `column` (1-based), marking the cuts
+/// with `...`; returns the text and the column within it.
+fn window(text: &str, column: usize) -> (String, usize) {
+    let length = text.chars().count();
+    if length <= MAX_QUOTED {
+        return (text.to_owned(), column);
+    }
+    let start = column
+        .saturating_sub(1)
+        .saturating_sub(MAX_QUOTED / 3)
+        .min(length);
+    let end = (start + MAX_QUOTED).min(length);
+    let mut cut: String = text.chars().skip(start).take(end - start).collect();
+    let mut column = column - start;
+    if start > 0 {
+        cut.insert_str(0, "...");
+        column += 3;
+    }
+    if end < length {
+        cut.push_str("...");
+    }
+    (cut, column)
+}
+
+/// Renders many diagnostics of one source, reading the source's lines once.
+pub fn render_all(diagnostics: &[Diagnostic], source: Option<&str>) -> String {
+    let lines: Vec<&str> = source
+        .map(|source| source.lines().collect())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        let text = diagnostic
+            .line
+            .and_then(|line| lines.get((line as usize).checked_sub(1)?).copied());
+        out.push_str(&diagnostic.render_line(text));
+        out.push('\n');
+    }
+    out
 }
 
 impl fmt::Display for Diagnostic {
@@ -239,6 +299,19 @@ mod tests {
             diagnostic.render(None),
             "error: the file is empty\n  --> wf.yaml\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_quoted_around_the_column() {
+        let line = format!("{}x{}", "a".repeat(500), "b".repeat(500));
+        let diagnostic = Diagnostic::new(Kind::Syntax, "wf.yaml", "bad").at(1, 501, 1);
+
+        let rendered = diagnostic.render(Some(&line));
+
+        let quoted = rendered.lines().nth(3).unwrap();
+        let carets = rendered.lines().nth(4).unwrap();
+        assert!(quoted.len() < 140, "{quoted}");
+        assert_eq!(quoted.find('x'), carets.find('^'));
     }
 
     #[test]

@@ -63,15 +63,28 @@ impl FromStr for Duration {
         }
         humantime::parse_duration(trimmed)
             .map(Duration)
-            .map_err(|cause| error(lowercase_first(&cause.to_string())))
+            .map_err(|cause| error(reason(trimmed, &cause)))
     }
 }
 
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+/// Says what is wrong in the user's terms, pointing at the text rather than at byte offsets.
+fn reason(text: &str, error: &humantime::DurationError) -> String {
+    let rest = |at: usize| text.get(at..).unwrap_or_default();
+    match error {
+        humantime::DurationError::UnknownUnit { unit, .. } => {
+            format!(
+                "unknown unit `{unit}`; the units are ns, us, ms, s, m, h, d, w (and their long names)"
+            )
+        }
+        humantime::DurationError::NumberExpected(at) => {
+            format!("expected a number before `{}`", rest(*at))
+        }
+        humantime::DurationError::InvalidCharacter(at) => {
+            let character = rest(*at).chars().next().unwrap_or(' ');
+            format!("unexpected character `{character}`")
+        }
+        humantime::DurationError::NumberOverflow => "it is too long".to_owned(),
+        humantime::DurationError::Empty => "it is empty".to_owned(),
     }
 }
 

@@ -188,7 +188,6 @@ impl Document {
         if !saw_stages {
             self.diagnostics.push(
                 Diagnostic::new(Kind::NoStages, &self.name, "missing key `stages`")
-                    .at(1, 1, 1)
                     .with_hint("a workflow needs at least one stage, such as `stages: {hello: {job: std.echo, with: {value: hi}}}`"),
             );
         }
@@ -408,7 +407,7 @@ mod tests {
             messages(&document),
             vec![
                 "1:1 unknown key `stage` [did you mean `stages`?]",
-                "1:1 missing key `stages` [a workflow needs at least one stage, such as `stages: {hello: {job: std.echo, with: {value: hi}}}`]",
+                "0:0 missing key `stages` [a workflow needs at least one stage, such as `stages: {hello: {job: std.echo, with: {value: hi}}}`]",
             ]
         );
     }

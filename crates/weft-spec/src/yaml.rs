@@ -220,7 +220,9 @@ pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagn
                     too_deep(name, at)
                 } else {
                     let message = format!("invalid YAML: {}", error.info());
-                    Diagnostic::new(Kind::Syntax, name, message).at(at.line, at.column, 1)
+                    Diagnostic::new(Kind::Syntax, name, message)
+                        .at(at.line, at.column, 1)
+                        .with_hint("check the indentation, and the brackets and quotes opened before this point")
                 })
             }
         };
@@ -248,13 +250,11 @@ pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagn
 }
 
 fn too_deep(name: &str, at: Position) -> Diagnostic {
-    Diagnostic::new(
-        Kind::Syntax,
-        name,
-        format!("values are nested more than {MAX_DEPTH} levels deep"),
-    )
-    .at(at.line, at.column, at.width)
-    .with_hint("flatten the structure; no workflow key needs this depth")
+    Diagnostic::new(Kind::Syntax, name, "values are nested too deeply")
+        .at(at.line, at.column, at.width)
+        .with_hint(format!(
+            "flatten the structure: a workflow may nest values at most {MAX_DEPTH} levels deep"
+        ))
 }
 
 /// A container being built.
@@ -675,15 +675,14 @@ fn describe(message: &str, path: &str, name: &str, index: &SourceIndex) -> Diagn
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let key = rest.trim_end_matches('`');
-        return located(
-            Kind::MissingKey,
-            format!("missing key `{key}`"),
-            path,
-            name,
-            index,
-            false,
-        )
-        .with_hint_opt(hint);
+        let hint = match key {
+            "job" => "every stage names the job it runs, such as `job: std.echo`".to_owned(),
+            "type" => "give the input a type: `string`, `integer`, `number`, `boolean`, `array` or `object`".to_owned(),
+            "attempts" => "give the number of retries after the first attempt, such as `attempts: 3`".to_owned(),
+            _ => format!("add `{key}`"),
+        };
+        let message = format!("missing key `{key}`");
+        return located(Kind::MissingKey, message, path, name, index, true).with_hint(hint);
     }
 
     let kind = if message.starts_with("invalid duration") {
@@ -837,7 +836,7 @@ mod tests {
 
         for source in [flow, block] {
             let errors = parse_err(&source);
-            assert!(errors[0].message.contains("nested more than"), "{errors:?}");
+            assert_eq!(errors[0].message, "values are nested too deeply");
         }
     }
 

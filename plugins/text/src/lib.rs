@@ -1,0 +1,119 @@
+//! The `text` plugin: jobs on text files whose results can be held against the classic tools.
+//!
+//! | job | input | output |
+//! | --- | --- | --- |
+//! | `text.list_files` | `{dir, glob?: "*", recursive?: false}` | `{files: [string]}`, sorted |
+//! | `text.read` | `{path}` | the file's text; an error for non-UTF-8 |
+//! | `text.count_words` | `{path}` | `{words, lines, bytes}`, as `LC_ALL=C wc -w -l -c` counts |
+//!
+//! Files are read in chunks of 64 KiB, with a look at the cancel flag between two, so that a
+//! large file neither fills the memory (`count_words`) nor delays a cancellation.
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Read};
+
+use weft_plugin::{JobContext, JobError};
+
+mod count;
+mod list;
+mod read;
+
+pub use count::{CountWords, Counts};
+pub use list::{ListFiles, ListedFiles};
+pub use read::ReadText;
+
+weft_plugin::export_plugin!(name: "text", jobs: [ListFiles, ReadText, CountWords]);
+
+/// The size of the chunks files are read in.
+const CHUNK_SIZE: usize = 64 * 1024;
+
+/// Reads the file at `path` chunk by chunk, handing each to `consume`, and stops with a
+/// cancelled error when the job is cancelled between two chunks.
+fn for_each_chunk(
+    context: &JobContext<'_>,
+    path: &str,
+    mut consume: impl FnMut(&[u8]),
+) -> Result<(), JobError> {
+    let mut file = File::open(path).map_err(|error| io_error("cannot open", path, &error))?;
+    let mut buffer = vec![0; CHUNK_SIZE];
+
+    loop {
+        context.check()?;
+        let read = match file.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(read) => read,
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(error) => return Err(io_error("cannot read", path, &error)),
+        };
+        consume(&buffer[..read]);
+    }
+}
+
+/// A job error for a failed file operation: fatal when another attempt would fail the same way
+/// (a missing file, a denied permission), retryable otherwise.
+fn io_error(doing: &str, path: &str, error: &io::Error) -> JobError {
+    let (reason, fatal) = match error.kind() {
+        ErrorKind::NotFound => ("it does not exist".to_owned(), true),
+        ErrorKind::PermissionDenied => ("permission denied".to_owned(), true),
+        ErrorKind::NotADirectory => ("a part of the path is not a directory".to_owned(), true),
+        ErrorKind::IsADirectory => ("it is a directory".to_owned(), true),
+        ErrorKind::InvalidInput | ErrorKind::InvalidData | ErrorKind::InvalidFilename => {
+            (error.to_string(), true)
+        }
+        _ => (error.to_string(), false),
+    };
+
+    let message = format!("{doing} `{path}`: {reason}");
+    if fatal {
+        JobError::fatal(message)
+    } else {
+        JobError::new(message)
+    }
+}
+
+#[cfg(test)]
+mod scratch {
+    //! Folders for tests, one per test, removed when the test ends.
+
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    /// A folder of its own under the system's temporary folder, removed on drop.
+    pub struct Scratch(PathBuf);
+
+    impl Scratch {
+        /// A new, empty folder named after `test`.
+        pub fn new(test: &str) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("weft-text-{}-{test}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        /// The folder.
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// Writes `bytes` to `relative`, creating the folders on the way, and returns the
+        /// file's path as a string.
+        pub fn write(&self, relative: &str, bytes: impl AsRef<[u8]>) -> String {
+            let path = self.0.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, bytes).unwrap();
+            path.to_str().unwrap().to_owned()
+        }
+
+        /// A path under the folder, as a string.
+        pub fn join(&self, relative: &str) -> String {
+            self.0.join(relative).to_str().unwrap().to_owned()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}

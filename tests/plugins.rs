@@ -1,0 +1,267 @@
+//! `weft plugins`, `weft validate` against plugins, `weft schema --plugins`, and the scaffold
+//! of `weft plugins new`, end to end through the binary.
+
+#[path = "common/plugins.rs"]
+#[expect(
+    dead_code,
+    reason = "this binary loads the shipped and misbehaving plugins only"
+)]
+mod plugins;
+
+use std::path::Path;
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `weft` from the repository root, with the shipped plugins built and no
+/// `WEFT_PLUGIN_PATH` from the environment.
+fn weft(args: &[&str]) -> Run {
+    plugins::shipped();
+    let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("WEFT_PLUGIN_PATH")
+        .output()
+        .expect("weft should start");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Replaces the machine's paths with stable names.
+fn redact(text: &str) -> String {
+    text.replace(env!("CARGO_TARGET_TMPDIR"), "[tmp]")
+        .replace(&root().display().to_string(), "[root]")
+}
+
+#[test]
+fn weft_plugins_lists_the_shipped_plugins_with_their_jobs() {
+    let run = weft(&["plugins"]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(redact(&run.stdout));
+}
+
+#[test]
+fn weft_plugins_show_is_a_manual_of_the_jobs() {
+    let run = weft(&["plugins", "show", "text"]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(redact(&run.stdout));
+}
+
+#[test]
+fn weft_plugins_show_of_an_unknown_plugin_suggests_one() {
+    let run = weft(&["plugins", "show", "texts"]);
+
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "error: no plugin `texts`\n  = hint: did you mean `text`?\n"
+    );
+}
+
+#[test]
+fn every_example_validates_against_the_shipped_plugins() {
+    let examples: Vec<String> = std::fs::read_dir(root().join("workflows"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
+        .map(|path| path.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    let mut args = vec!["validate"];
+    args.extend(examples.iter().map(String::as_str));
+
+    let run = weft(&args);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn validate_checks_jobs_and_literal_inputs_against_the_plugins() {
+    let folder = root().join("tests/fixtures/plugins");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+
+    for file in files {
+        let relative = file.strip_prefix(root()).unwrap().display().to_string();
+        let run = weft(&["validate", &relative]);
+
+        assert_eq!(run.code, 2, "{relative} should be refused:\n{}", run.stderr);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(name, redact(&run.stderr));
+    }
+}
+
+#[test]
+fn expressions_in_with_are_left_to_run_time() {
+    let run = weft(&["validate", "tests/fixtures/valid/expression_inputs.yaml"]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn no_plugins_checks_the_file_alone() {
+    let run = weft(&[
+        "validate",
+        "--no-plugins",
+        "tests/fixtures/plugins/unknown_plugin.yaml",
+    ]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "tests/fixtures/plugins/unknown_plugin.yaml: ok\n"
+    );
+}
+
+#[test]
+fn a_workflows_plugins_path_is_searched() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workflow-plugins-path");
+    std::fs::create_dir_all(&folder).unwrap();
+    let library = format!("libweft_test_misbehave.{}", std::env::consts::DLL_EXTENSION);
+    std::fs::create_dir_all(folder.join("lib")).unwrap();
+    std::fs::copy(
+        plugins::test_only().misbehave.join(&library),
+        folder.join("lib").join(&library),
+    )
+    .unwrap();
+    let workflow = folder.join("uses-misbehave.yaml");
+    std::fs::write(
+        &workflow,
+        "plugins:\n  misbehave: {path: lib, version: \">=0.1, <0.2\"}\nstages:\n  boom:\n    job: misbehave.panic\n    with: {message: hi}\n",
+    )
+    .unwrap();
+
+    let run = weft(&["validate", &workflow.display().to_string()]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_plugin_outside_the_version_range_is_an_error() {
+    let run = weft(&["validate", "tests/fixtures/version/std_too_old.yaml"]);
+
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("plugin `std` is version 0.1.0, outside the range `>=2.0`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn schema_with_plugins_attaches_each_jobs_input_to_with() {
+    let run = weft(&["schema", "--plugins"]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let rules = schema["definitions"]["Stage"]["allOf"]
+        .as_array()
+        .expect("rules per job");
+    let range = rules
+        .iter()
+        .find(|rule| rule["if"]["properties"]["job"]["const"] == "std.range")
+        .expect("a rule for std.range");
+    assert_eq!(
+        range["then"]["properties"]["with"]["required"],
+        serde_json::json!(["end"])
+    );
+
+    let validator = jsonschema::draft7::new(&schema).expect("the schema compiles");
+    let bad = serde_json::json!({"stages": {"a": {"job": "std.range", "with": {"end": "ten"}}}});
+    let good = serde_json::json!({"stages": {"a": {"job": "std.range", "with": {"end": 10}}}});
+    assert!(!validator.is_valid(&bad));
+    assert!(validator.is_valid(&good));
+}
+
+#[test]
+fn the_scaffold_of_plugins_new_builds_passes_its_test_and_is_listed() {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold");
+    let crate_folder = base.join("greet");
+    let _ = std::fs::remove_dir_all(&crate_folder);
+    std::fs::create_dir_all(&base).unwrap();
+
+    let run = weft(&[
+        "plugins",
+        "new",
+        "greet",
+        "--path",
+        &crate_folder.display().to_string(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // The test plugins' target folder already holds the SDK's dependencies, built.
+    let target = plugins::test_only()
+        .misbehave
+        .parent()
+        .unwrap()
+        .join("target");
+    for command in ["build", "test"] {
+        let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([command, "--quiet"])
+            .current_dir(&crate_folder)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cargo {command} of the scaffold failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let listed = weft(&[
+        "plugins",
+        "show",
+        "greet",
+        "--plugin-path",
+        &target.join("debug").display().to_string(),
+    ]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed
+            .stdout
+            .contains("greet.greet\n  Greets someone by name."),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[test]
+fn plugins_new_refuses_a_bad_name_and_a_used_folder() {
+    let bad = weft(&["plugins", "new", "Bad Name"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .starts_with("error: invalid plugin name `Bad Name`"),
+        "{}",
+        bad.stderr
+    );
+
+    let used = weft(&["plugins", "new", "again", "--path", "workflows"]);
+    assert_eq!(used.code, 2);
+    assert!(
+        used.stderr
+            .starts_with("error: `workflows` already exists and is not empty"),
+        "{}",
+        used.stderr
+    );
+}
