@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// More log detail on stderr: `-v` for the run's steps, `-vv` for every job. `RUST_LOG`
+    /// overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
     /// A folder to search for plugins (repeatable), before `WEFT_PLUGIN_PATH` and the folder
     /// of the `weft` executable.
     #[arg(long = "plugin-path", value_name = "DIR", global = true)]
@@ -21,6 +26,23 @@ pub struct Cli {
 /// The commands of `weft`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a workflow; its outputs are printed on stdout as one JSON object.
+    #[command(after_help = "\
+Examples:
+  weft run workflows/wordcount.yaml
+  weft run workflows/wordcount.yaml -i dir=some/folder -i glob='*.md'
+  weft run workflows/hashing.yaml --workers 4 --events run.jsonl
+
+Inputs: `-i NAME=TEXT` takes TEXT as it is for a string input, and parses it as a YAML flow
+value for the other types (`-i n=5`, `-i tags=[a,b]`); `-i NAME=@file.json` reads a file.
+
+Ctrl-C cancels the run: running jobs are told to stop, stages not started do not start, and
+`always()` stages still run. A second Ctrl-C exits at once.
+
+Exit codes: 0 the run succeeded; 1 it failed; 2 the workflow or an input is invalid;
+130 interrupted (SIGINT); 143 terminated (SIGTERM).")]
+    Run(RunArgs),
+
     /// Check workflow files and print every error at once, or `ok` per file.
     #[command(after_help = "\
 Examples:
@@ -90,6 +112,38 @@ Examples:
         #[command(subcommand)]
         action: Option<PluginsAction>,
     },
+}
+
+/// The options of `weft run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// An input, as NAME=VALUE (repeatable).
+    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+
+    /// Compute threads of the pool (default: the available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
+
+    /// The most threads of the waiting lane, for jobs that mostly wait (default: 256).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub wait_workers: Option<u32>,
+
+    /// Write every state change of the run to FILE, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// How long cancelled jobs have to stop before they are abandoned (overrides `grace`).
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<weft_spec::Duration>,
+
+    /// Print nothing on stderr but errors and warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The actions of `weft plugins`.

@@ -14,6 +14,26 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::workflow::Plugins;
 
+/// Logs go to stderr: warnings and plugin lines at info by default (warnings alone with
+/// `--quiet`), more with `-v`, and
+/// exactly what `RUST_LOG` says when it is set.
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match verbose {
+        _ if quiet => "warn",
+        0 => "warn,plugin=info",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -27,7 +47,11 @@ fn main() -> ExitCode {
         }
     };
 
+    let quiet = matches!(&cli.command, Command::Run(args) if args.quiet);
+    init_logging(cli.verbose, quiet);
+
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args, &cli.plugin_path),
         Command::Validate {
             files,
             no_plugins,

@@ -15,6 +15,10 @@ pub struct Loaded {
     pub document: Option<Document>,
     /// The graph, when the file has no error at all.
     pub plan: Option<Plan>,
+    /// What the checks found out about the expressions.
+    pub checked: Option<Checked>,
+    /// The plugins found, when they were looked for.
+    pub catalog: Option<Catalog>,
     /// Every problem found, sorted.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -47,6 +51,8 @@ pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
                 source,
                 document: None,
                 plan: None,
+                checked: None,
+                catalog: None,
                 diagnostics,
             };
         }
@@ -69,16 +75,22 @@ pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
         }
     };
 
-    if let Plugins::Search(folders) = plugins {
-        let search = weft_host::search_for(&document, path, folders);
-        let catalog = Catalog::discover(&search);
-        diagnostics.extend(weft_host::check(&document, &catalog));
-    }
+    let catalog = match plugins {
+        Plugins::Skip => None,
+        Plugins::Search(folders) => {
+            let search = weft_host::search_for(&document, path, folders);
+            let catalog = Catalog::discover(&search);
+            diagnostics.extend(weft_host::check(&document, &catalog));
+            Some(catalog)
+        }
+    };
 
     weft_spec::diagnostic::sort(&mut diagnostics);
     Loaded {
         source: Some(document.source.clone()),
         plan: plan.filter(|_| diagnostics.is_empty()),
+        checked: Some(checked),
+        catalog,
         document: Some(document),
         diagnostics,
     }

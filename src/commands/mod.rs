@@ -2,5 +2,6 @@
 
 pub mod graph;
 pub mod plugins;
+pub mod run;
 pub mod schema;
 pub mod validate;

@@ -16,6 +16,7 @@ mod check;
 pub mod diagnostic;
 mod duration;
 pub mod expr;
+pub mod inputs;
 mod load;
 mod model;
 mod schema;

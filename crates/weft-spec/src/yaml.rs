@@ -592,6 +592,72 @@ fn is_float(text: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+/// Parses one YAML value given on its own, such as `5`, `[a, b]`, `{x: 1}`, `true` or
+/// `"quoted"`, into JSON: the values of `weft run -i NAME=VALUE`.
+///
+/// It goes through [`parse`], so the same scalar rules and limits apply. Keys that are
+/// numbers or booleans become their text; a float that JSON cannot hold (`.inf`, `.nan`) and
+/// a key that is a list or a mapping are errors. Errors are lowercase messages.
+pub fn parse_flow_value(text: &str) -> Result<serde_json::Value, String> {
+    let (value, _) = parse(text, "value").map_err(|diagnostics| {
+        let Some(first) = diagnostics.first() else {
+            return "invalid YAML value".to_owned();
+        };
+        match (first.line, first.column) {
+            (Some(1), Some(column)) => format!("{} at column {column}", first.message),
+            (Some(line), Some(column)) => {
+                format!("{} at line {line}, column {column}", first.message)
+            }
+            _ => first.message.clone(),
+        }
+    })?;
+    to_json(value)
+}
+
+/// Converts a parsed YAML value to JSON.
+fn to_json(value: Value) -> Result<serde_json::Value, String> {
+    Ok(match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(flag) => serde_json::Value::Bool(flag),
+        Value::Number(number) => {
+            if let Some(unsigned) = number.as_u64() {
+                unsigned.into()
+            } else if let Some(signed) = number.as_i64() {
+                signed.into()
+            } else {
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(float)
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| format!("`{number}` has no JSON form"))?
+            }
+        }
+        Value::String(text) => serde_json::Value::String(text),
+        Value::Sequence(items) => serde_json::Value::Array(
+            items
+                .into_iter()
+                .map(to_json)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Value::Mapping(entries) => {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (key, value) in entries {
+                let key = match key {
+                    Value::String(text) => text,
+                    Value::Null | Value::Bool(_) | Value::Number(_) => key_text(&key),
+                    _ => {
+                        return Err(
+                            "a mapping key must be a scalar, not a list or a mapping".to_owned()
+                        );
+                    }
+                };
+                map.insert(key, to_json(value)?);
+            }
+            serde_json::Value::Object(map)
+        }
+        Value::Tagged(tagged) => to_json(tagged.value)?,
+    })
+}
+
 /// Decodes `value`, found at `path` in the file, into `T`, turning serde's error into a
 /// diagnostic at the right place.
 pub fn decode<T: DeserializeOwned>(
@@ -871,5 +937,46 @@ mod tests {
         assert_eq!(parent("a.b[2]"), Some("a.b"));
         assert_eq!(parent("a"), Some(""));
         assert_eq!(parent(""), None);
+    }
+
+    #[test]
+    fn flow_values_become_json() {
+        assert_eq!(parse_flow_value("5"), Ok(serde_json::json!(5)));
+        assert_eq!(parse_flow_value("-3"), Ok(serde_json::json!(-3)));
+        assert_eq!(parse_flow_value("1.5"), Ok(serde_json::json!(1.5)));
+        assert_eq!(parse_flow_value("true"), Ok(serde_json::json!(true)));
+        assert_eq!(parse_flow_value("~"), Ok(serde_json::Value::Null));
+        assert_eq!(parse_flow_value("[a, 2]"), Ok(serde_json::json!(["a", 2])));
+        assert_eq!(
+            parse_flow_value("{x: 1, 2: [b]}"),
+            Ok(serde_json::json!({"x": 1, "2": ["b"]}))
+        );
+        assert_eq!(parse_flow_value("\"5\""), Ok(serde_json::json!("5")));
+        assert_eq!(parse_flow_value("ten"), Ok(serde_json::json!("ten")));
+    }
+
+    #[test]
+    fn flow_values_keep_key_order() {
+        let value = parse_flow_value("{zeta: 1, alpha: 2}").unwrap();
+
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["zeta", "alpha"]);
+    }
+
+    #[test]
+    fn bad_flow_values_are_lowercase_errors_with_a_column() {
+        let error = parse_flow_value("[a, b").unwrap_err();
+
+        assert!(error.starts_with("invalid YAML: "), "{error}");
+        assert!(error.contains("column"), "{error}");
+        assert_eq!(
+            parse_flow_value("{a: 1, a: 2}").unwrap_err(),
+            "duplicate key `a` at column 8"
+        );
+        assert_eq!(
+            parse_flow_value(".inf").unwrap_err(),
+            "`.inf` has no JSON form"
+        );
+        assert!(parse_flow_value("{[a]: 1}").is_err());
     }
 }

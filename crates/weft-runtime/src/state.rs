@@ -1,0 +1,223 @@
+//! What a run knows about its stages and jobs as it goes, and what expressions read of them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The state of a stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    /// Not started: waiting for its dependencies.
+    Pending,
+    /// Its jobs are running.
+    Running,
+    /// Every job succeeded, or the failures stayed within `tolerate`.
+    Succeeded,
+    /// More jobs failed than `tolerate` allows, or its items could not be computed.
+    Failed,
+    /// Its `if` did not hold, or (with `on_error: continue`) a stage it depends on failed.
+    Skipped,
+    /// The run was cancelled before or while it ran.
+    Cancelled,
+}
+
+impl StageStatus {
+    /// Whether the stage will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running)
+    }
+
+    /// The name expressions and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for StageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The final state of one job (one item of a fan-out, or a stage's single job).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Its last attempt returned an output.
+    Succeeded,
+    /// Its last attempt returned an error (or its input could not be computed).
+    Failed,
+    /// Its last attempt ran past the stage's `timeout`.
+    TimedOut,
+    /// It was cancelled, or never started because the stage was cancelled.
+    Cancelled,
+    /// It was cancelled and did not return within the grace period; its thread was left.
+    Abandoned,
+}
+
+impl JobStatus {
+    /// The name expressions and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    /// Whether `tolerate` counts the job as a failure: failed and timed-out jobs count,
+    /// cancelled (and abandoned) ones do not.
+    pub fn counts_as_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::TimedOut)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a job failed, as reports and expressions show it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorInfo {
+    /// What went wrong.
+    pub message: String,
+    /// Whether another attempt may have succeeded.
+    pub retryable: bool,
+    /// Structured details from the plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ErrorInfo {
+    /// An error that retrying cannot fix.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            details: None,
+        }
+    }
+}
+
+/// Everything known about a stage once it is final (or while it runs, partly).
+#[derive(Clone, Debug)]
+pub struct StageRecord {
+    /// The stage's state.
+    pub status: StageStatus,
+    /// Whether the stage fans out.
+    pub fan_out: bool,
+    /// The fan-out's items, in order (empty for a single job).
+    pub items: Arc<Vec<Value>>,
+    /// One output per job, in item order; `null` for a job that did not succeed.
+    pub outputs: Vec<Value>,
+    /// One final state per job, in item order.
+    pub jobs: Vec<JobStatus>,
+    /// The errors of the jobs that failed, by item index.
+    pub errors: BTreeMap<usize, ErrorInfo>,
+    /// Attempts made, by all jobs together.
+    pub attempts: u64,
+    /// Why the stage itself failed, when it failed before its jobs ran (a `for_each` that is
+    /// not a list, an `if` that does not evaluate).
+    pub error: Option<ErrorInfo>,
+    /// Wall time from start to end.
+    pub elapsed: Duration,
+}
+
+impl StageRecord {
+    /// A stage that has not started.
+    pub fn pending(fan_out: bool) -> Self {
+        Self {
+            status: StageStatus::Pending,
+            fan_out,
+            items: Arc::new(Vec::new()),
+            outputs: Vec::new(),
+            jobs: Vec::new(),
+            errors: BTreeMap::new(),
+            attempts: 0,
+            error: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// `stages.ID.output`: the single job's output, `null` unless the stage succeeded.
+    pub fn output(&self) -> Value {
+        if self.status == StageStatus::Succeeded {
+            self.outputs.first().cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        }
+    }
+
+    /// `stages.ID.results`: per job `{index, item, status, output, error}`.
+    pub fn results(&self) -> Vec<Value> {
+        self.jobs
+            .iter()
+            .enumerate()
+            .map(|(index, status)| {
+                json!({
+                    "index": index,
+                    "item": self.items.get(index).cloned().unwrap_or(Value::Null),
+                    "status": status.as_str(),
+                    "output": self.outputs.get(index).cloned().unwrap_or(Value::Null),
+                    "error": self.errors.get(&index),
+                })
+            })
+            .collect()
+    }
+
+    /// How many jobs ended in each state: (succeeded, failed, cancelled, abandoned), where
+    /// failed counts timed-out jobs too.
+    pub fn counts(&self) -> JobCounts {
+        let mut counts = JobCounts::default();
+        for status in &self.jobs {
+            match status {
+                JobStatus::Succeeded => counts.succeeded += 1,
+                JobStatus::Failed | JobStatus::TimedOut => counts.failed += 1,
+                JobStatus::Cancelled => counts.cancelled += 1,
+                JobStatus::Abandoned => counts.abandoned += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// Jobs of a stage by final state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    /// Jobs that succeeded.
+    pub succeeded: usize,
+    /// Jobs that failed or timed out.
+    pub failed: usize,
+    /// Jobs that were cancelled or never started.
+    pub cancelled: usize,
+    /// Jobs abandoned after the grace period.
+    pub abandoned: usize,
+}
+
+/// What `if` can ask about the run through `success()`, `failure()` and `cancelled()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusFlags {
+    /// Every stage this one depends on, directly or not, succeeded, and the run is not
+    /// cancelled.
+    pub success: bool,
+    /// One of the stages this one depends on, directly or not, failed.
+    pub failure: bool,
+    /// The run is cancelled.
+    pub cancelled: bool,
+}
