@@ -21,6 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Jobs queued or running per compute thread: enough that a thread finds its next job
+/// waiting when it finishes one, few enough that a fan-out holds little in memory.
+const COMPUTE_SLOTS_PER_WORKER: usize = 64;
+
 /// The size of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -83,7 +87,12 @@ impl Pool {
     /// Starts the compute threads; the waiting lane starts empty.
     pub fn new(config: PoolConfig) -> Self {
         let workers = config.workers.max(1);
-        let compute = LaneState::new("weft-compute", workers, 2 * workers, false);
+        let compute = LaneState::new(
+            "weft-compute",
+            workers,
+            COMPUTE_SLOTS_PER_WORKER * workers,
+            false,
+        );
         let waiting = LaneState::new(
             "weft-wait",
             config.wait_workers.max(1),
