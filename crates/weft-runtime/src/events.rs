@@ -46,8 +46,9 @@ pub enum EventKind {
 pub struct Event {
     /// [`EVENTS_VERSION`].
     pub v: u32,
-    /// When, in RFC 3339 with microseconds.
-    pub ts: String,
+    /// When, written in RFC 3339 with microseconds.
+    #[serde(serialize_with = "rfc3339")]
+    pub ts: SystemTime,
     /// What happened.
     pub kind: EventKind,
     /// The run's id.
@@ -76,6 +77,26 @@ pub struct Event {
     /// How long it took, for `*_finished` events, and the wait before a retry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
+    /// Where the job's last attempt ran, for `job_finished` and `job_retrying` events of jobs
+    /// that reached a worker thread: the thread, and the attempt's start and end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerSpan>,
+}
+
+/// An attempt as its worker thread saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WorkerSpan {
+    /// The worker thread, numbered from 1 in the order threads first ran a job.
+    pub thread: u64,
+    /// When the call began.
+    #[serde(serialize_with = "rfc3339")]
+    pub start: SystemTime,
+    /// How long the call took, in milliseconds.
+    pub call_ms: f64,
+}
+
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_micros(*time))
 }
 
 impl Event {
@@ -83,7 +104,7 @@ impl Event {
     pub fn new(kind: EventKind, run: &Arc<str>) -> Self {
         Self {
             v: EVENTS_VERSION,
-            ts: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            ts: SystemTime::now(),
             kind,
             run: run.clone(),
             stage: None,
@@ -94,6 +115,7 @@ impl Event {
             message: None,
             level: None,
             duration_ms: None,
+            worker: None,
         }
     }
 }

@@ -26,7 +26,7 @@ mod run;
 mod stage;
 pub mod state;
 
-pub use events::{Event, EventKind, EventSink, EventsFile};
+pub use events::{Event, EventKind, EventSink, EventsFile, WorkerSpan};
 pub use pool::{Lane, Pool, PoolConfig};
 pub use run::{CancelReason, Engine, Prepared, RunControl, RunReport, RunRequest, RunStatus};
 pub use state::{ErrorInfo, JobStatus, StageRecord, StageStatus, StatusFlags};

@@ -6,7 +6,8 @@
 //! by the stage's `max_parallel` and by the pool's slots.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -16,7 +17,7 @@ use weft_host::{CallOptions, CancelFlag, Failure, FailureKind, LogLevel, Plugin}
 use weft_spec::{Defaults, RetryPolicy, Stage};
 
 use crate::eval::{self, Scope, Template};
-use crate::events::{Event, EventKind, EventSink};
+use crate::events::{Event, EventKind, EventSink, WorkerSpan};
 use crate::pool::{Lane, Pool};
 use crate::run::emit;
 use crate::state::{ErrorInfo, JobStatus, StageRecord, StageStatus};
@@ -47,6 +48,8 @@ struct JobEnd {
     output: Value,
     error: Option<ErrorInfo>,
     attempts: u32,
+    /// Where the last attempt ran, if it reached a worker thread and returned.
+    worker: Option<WorkerSpan>,
 }
 
 impl JobEnd {
@@ -56,8 +59,24 @@ impl JobEnd {
             output: Value::Null,
             error,
             attempts,
+            worker: None,
         }
     }
+
+    fn on(mut self, worker: Option<WorkerSpan>) -> Self {
+        self.worker = worker;
+        self
+    }
+}
+
+/// The number of the worker thread running this code: from 1, in the order threads first
+/// ran a job.
+fn worker_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|number| *number)
 }
 
 /// What one job shares with the others of its stage.
@@ -213,8 +232,9 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
                             stopped = true;
                             let _ = shared.run.failed_early.send(shared.run.id.clone());
                         }
-                        emit_job_finished(&shared, index, 0, JobStatus::Failed, Some(&error), Duration::ZERO);
-                        settle(&mut record, index, JobEnd::new(JobStatus::Failed, 0, Some(error)));
+                        let end = JobEnd::new(JobStatus::Failed, 0, Some(error));
+                        emit_job_finished(&shared, index, &end, Duration::ZERO);
+                        settle(&mut record, index, end);
                     }
                 }
             }
@@ -310,7 +330,7 @@ fn settle(record: &mut StageRecord, index: usize, end: JobEnd) {
 
 /// What waiting for an attempt gave.
 enum Waited {
-    Returned(Result<Value, Failure>),
+    Returned(Result<Value, Failure>, WorkerSpan),
     Lost,
     TimedOut,
     Cancelled,
@@ -325,6 +345,7 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
 
     loop {
         attempt += 1;
+        let mut worker = None;
         let started = Instant::now();
         if run.token.is_cancelled() {
             return finished(
@@ -375,8 +396,15 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
                     index: item,
                     log: &log,
                 };
+                let start = SystemTime::now();
+                let clock = Instant::now();
                 let result = plugin.jobs[job].call(&input, &options);
-                let _ = sender.send(result);
+                let span = WorkerSpan {
+                    thread: worker_number(),
+                    start,
+                    call_ms: clock.elapsed().as_secs_f64() * 1000.0,
+                };
+                let _ = sender.send((result, span));
             }
         };
         let ticket = run.pool.run(slot, call);
@@ -388,18 +416,21 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             }
         };
         let waited = tokio::select! {
-            result = &mut receiver => result.map_or(Waited::Lost, Waited::Returned),
+            result = &mut receiver => result.map_or(Waited::Lost, |(result, span)| Waited::Returned(result, span)),
             () = deadline => Waited::TimedOut,
             () = run.token.cancelled() => Waited::Cancelled,
         };
 
         let (failure, timed_out) = match waited {
-            Waited::Returned(Ok(output)) => {
-                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None);
+            Waited::Returned(Ok(output), span) => {
+                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(Some(span));
                 end.output = output;
                 return finished(shared, index, end, started);
             }
-            Waited::Returned(Err(failure)) => (failure, false),
+            Waited::Returned(Err(failure), span) => {
+                worker = Some(span);
+                (failure, false)
+            }
             Waited::Lost => {
                 let failure = Failure {
                     kind: FailureKind::Error,
@@ -477,7 +508,7 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             return finished(
                 shared,
                 index,
-                JobEnd::new(status, attempt, Some(error)),
+                JobEnd::new(status, attempt, Some(error)).on(worker),
                 started,
             );
         }
@@ -491,6 +522,7 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             event.attempt = Some(attempt);
             event.error = Some(error.clone());
             event.duration_ms = Some(delay.as_secs_f64() * 1000.0);
+            event.worker = worker;
             event
         });
         last_error = Some(error);
@@ -513,25 +545,12 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 fn finished(shared: &JobShared, index: usize, end: JobEnd, started: Instant) -> JobEnd {
-    emit_job_finished(
-        shared,
-        index,
-        end.attempts,
-        end.status,
-        end.error.as_ref(),
-        started.elapsed(),
-    );
+    emit_job_finished(shared, index, &end, started.elapsed());
     end
 }
 
-fn emit_job_finished(
-    shared: &JobShared,
-    index: usize,
-    attempt: u32,
-    status: JobStatus,
-    error: Option<&ErrorInfo>,
-    elapsed: Duration,
-) {
+fn emit_job_finished(shared: &JobShared, index: usize, end: &JobEnd, elapsed: Duration) {
+    let (status, error) = (end.status, end.error.as_ref());
     let run = &shared.run;
     if status != JobStatus::Succeeded
         && let Some(error) = error
@@ -542,10 +561,11 @@ fn emit_job_finished(
         let mut event = Event::new(EventKind::JobFinished, &run.run_id);
         event.stage = Some(run.id.clone());
         event.index = shared.fan_out.then_some(index);
-        event.attempt = Some(attempt.max(1));
+        event.attempt = Some(end.attempts.max(1));
         event.status = Some(status.as_str());
         event.error = error.cloned();
         event.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        event.worker = end.worker;
         event
     });
 }
