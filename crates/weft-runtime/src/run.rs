@@ -9,7 +9,7 @@
 //! flag. Stages whose `if` holds after that (`always()`, `cancelled()`, `failure()`) start
 //! under a child of `hard`, which only a hard stop cancels.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -234,15 +234,7 @@ impl Engine {
         });
         tracing::info!(run = %run_id, workflow = %prepared.name, "run started");
 
-        let mut records: IndexMap<String, Arc<StageRecord>> = prepared
-            .plan
-            .order()
-            .into_iter()
-            .map(|id| {
-                let fan_out = workflow.stages[id].is_fan_out();
-                (id.to_owned(), Arc::new(StageRecord::pending(fan_out)))
-            })
-            .collect();
+        let mut records = Records::new(prepared);
         let mut running: JoinSet<(String, StageRecord)> = JoinSet::new();
         let mut policy_applied: HashSet<String> = HashSet::new();
         let timeout = workflow
@@ -284,7 +276,7 @@ impl Engine {
                         }
                     };
                     let failed = record.status == StageStatus::Failed;
-                    records.insert(id.clone(), Arc::new(record));
+                    records.settle(prepared, &id, record);
                     if failed {
                         self.apply_policy(prepared, &id, &control, &halt, &mut policy_applied);
                     }
@@ -300,7 +292,7 @@ impl Engine {
             }
         }
 
-        self.finish(prepared, &request, &run_id, records, started)
+        self.finish(prepared, &request, &run_id, records.records, started)
     }
 
     /// Starts every pending stage whose dependencies are final, or settles it without running.
@@ -318,35 +310,23 @@ impl Engine {
         run_permits: &Option<Arc<Semaphore>>,
         grace: Duration,
         inputs: &Value,
-        records: &mut IndexMap<String, Arc<StageRecord>>,
+        records: &mut Records,
         running: &mut JoinSet<(String, StageRecord)>,
     ) {
         let control = &request.control;
-        let ids: Vec<String> = records.keys().cloned().collect();
-        for id in ids {
-            if records[&id].status != StageStatus::Pending {
-                continue;
-            }
-            let dependencies = prepared.plan.dependencies(&id);
-            if !dependencies
-                .iter()
-                .all(|(dependency, _)| records[*dependency].status.is_final())
-            {
-                continue;
-            }
-
+        while let Some(id) = records.ready.pop_front() {
             let cancelled = control.is_cancelled();
             let halted = halt.is_cancelled();
-            let ancestors = prepared.plan.ancestors(&id);
+            let dependencies = prepared.plan.dependencies(&id);
             let flags = StatusFlags {
                 success: !cancelled
                     && !halted
-                    && ancestors
+                    && dependencies
                         .iter()
-                        .all(|ancestor| records[*ancestor].status == StageStatus::Succeeded),
-                failure: ancestors
+                        .all(|(dependency, _)| records.lineage[*dependency].succeeded),
+                failure: dependencies
                     .iter()
-                    .any(|ancestor| records[*ancestor].status == StageStatus::Failed),
+                    .any(|(dependency, _)| records.lineage[*dependency].failed),
                 cancelled,
             };
             let stage = &prepared.workflow.stages[&id];
@@ -356,7 +336,12 @@ impl Engine {
                 .get(&id)
                 .into_iter()
                 .flatten()
-                .filter_map(|read| records.get(read).map(|record| (read.as_str(), record)))
+                .filter_map(|read| {
+                    records
+                        .records
+                        .get(read)
+                        .map(|record| (read.as_str(), record))
+                })
                 .collect();
             let scope = Scope::new(inputs, run_id, &prepared.name, reads, flags);
             let has_status = prepared
@@ -379,7 +364,7 @@ impl Engine {
                     let mut record = StageRecord::pending(stage.is_fan_out());
                     record.status = status;
                     stage::emit_stage_finished(&request.events, run_id, &stage_id, &record);
-                    records.insert(id, Arc::new(record));
+                    records.settle(prepared, &id, record);
                     continue;
                 }
                 Err(error) => {
@@ -389,7 +374,7 @@ impl Engine {
                         "`if` did not evaluate: {error}"
                     )));
                     stage::emit_stage_finished(&request.events, run_id, &stage_id, &record);
-                    records.insert(id.clone(), Arc::new(record));
+                    records.settle(prepared, &id, record);
                     let _ = failed_early.send(stage_id);
                     continue;
                 }
@@ -421,7 +406,7 @@ impl Engine {
             };
             let mut record = StageRecord::pending(stage.is_fan_out());
             record.status = StageStatus::Running;
-            records.insert(id.clone(), Arc::new(record));
+            records.records.insert(id.clone(), Arc::new(record));
             running.spawn_local(async move { (id, stage::run(run).await) });
         }
     }
@@ -516,6 +501,77 @@ impl Engine {
             outputs,
             warnings,
             elapsed,
+        }
+    }
+}
+
+/// What the scheduler knows of every stage, and which stages can be decided now.
+///
+/// A stage is ready when its last dependency becomes final; it is then decided once (run,
+/// skipped or cancelled). Whether all of a stage's ancestors succeeded, or one failed, is
+/// carried down the graph as stages settle, so deciding a stage costs its direct
+/// dependencies only, even in a 10,000-stage chain.
+struct Records {
+    records: IndexMap<String, Arc<StageRecord>>,
+    waiting_on: HashMap<String, usize>,
+    ready: VecDeque<String>,
+    lineage: HashMap<String, Lineage>,
+}
+
+/// What a final stage passes on to the stages after it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lineage {
+    /// The stage and all its ancestors succeeded.
+    succeeded: bool,
+    /// The stage or one of its ancestors failed.
+    failed: bool,
+}
+
+impl Records {
+    fn new(prepared: &Prepared) -> Self {
+        let mut records = IndexMap::new();
+        let mut waiting_on = HashMap::new();
+        let mut ready = VecDeque::new();
+        for id in prepared.plan.order() {
+            let fan_out = prepared.workflow.stages[id].is_fan_out();
+            records.insert(id.to_owned(), Arc::new(StageRecord::pending(fan_out)));
+            let dependencies = prepared.plan.dependencies(id).len();
+            if dependencies == 0 {
+                ready.push_back(id.to_owned());
+            }
+            waiting_on.insert(id.to_owned(), dependencies);
+        }
+        Self {
+            records,
+            waiting_on,
+            ready,
+            lineage: HashMap::new(),
+        }
+    }
+
+    /// Records a stage's final state, and readies the stages that were waiting for it alone.
+    fn settle(&mut self, prepared: &Prepared, id: &str, record: StageRecord) {
+        let dependencies = prepared.plan.dependencies(id);
+        let lineage = Lineage {
+            succeeded: record.status == StageStatus::Succeeded
+                && dependencies
+                    .iter()
+                    .all(|(dependency, _)| self.lineage[*dependency].succeeded),
+            failed: record.status == StageStatus::Failed
+                || dependencies
+                    .iter()
+                    .any(|(dependency, _)| self.lineage[*dependency].failed),
+        };
+        self.lineage.insert(id.to_owned(), lineage);
+        self.records.insert(id.to_owned(), Arc::new(record));
+
+        for dependent in prepared.plan.dependents(id) {
+            if let Some(waiting) = self.waiting_on.get_mut(dependent) {
+                *waiting -= 1;
+                if *waiting == 0 {
+                    self.ready.push_back(dependent.to_owned());
+                }
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //! stages, inputs, the fan-out variables and the functions of `if`. What the expressions read
 //! of other stages becomes the data edges of the graph.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use indexmap::IndexMap;
 use minijinja::Environment;
@@ -74,6 +74,7 @@ impl Scope<'_> {
 pub fn check(document: &Document) -> Checked {
     let mut checker = Checker {
         document,
+        stage_ids: document.stage_ids.iter().map(String::as_str).collect(),
         environment: expr::environment(),
         checked: Checked::default(),
     };
@@ -93,6 +94,8 @@ pub fn check(document: &Document) -> Checked {
 
 struct Checker<'a> {
     document: &'a Document,
+    /// Every stage id of the file, decoded or not.
+    stage_ids: HashSet<&'a str>,
     environment: Environment<'static>,
     checked: Checked,
 }
@@ -295,7 +298,7 @@ impl Checker<'_> {
     }
 
     fn stage_exists(&self, id: &str) -> bool {
-        self.document.stage_ids.iter().any(|known| known == id)
+        self.stage_ids.contains(id)
     }
 
     fn stage_hint(&self, id: &str) -> String {
