@@ -200,14 +200,14 @@ impl LaneState {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.push_back(task);
         let waiting = queue.len();
+        // Read under the lock: a thread counts itself idle before it waits, holding the lock.
+        let idle = self.idle.load(Ordering::SeqCst);
         drop(queue);
 
-        if self.grows
-            && self.idle.load(Ordering::SeqCst) < waiting
-            && self.alive.load(Ordering::SeqCst) < self.max_threads
-        {
+        if self.grows && idle < waiting && self.alive.load(Ordering::SeqCst) < self.max_threads {
             self.spawn_thread();
-        } else {
+        } else if idle > 0 {
+            // Waking a thread costs a system call: only when one is waiting.
             self.ready.notify_one();
         }
     }
