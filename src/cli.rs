@@ -32,6 +32,10 @@ Examples:
   weft run workflows/wordcount.yaml
   weft run workflows/wordcount.yaml -i dir=some/folder -i glob='*.md'
   weft run workflows/hashing.yaml --workers 4 --events run.jsonl
+  weft run workflows/hashing.yaml --trace trace.json    # then open it in ui.perfetto.dev
+
+While it runs, each stage's progress is shown on stderr when stderr is a terminal; a summary
+of the stages and failures follows the outputs (neither with `--quiet`).
 
 Inputs: `-i NAME=TEXT` takes TEXT as it is for a string input, and parses it as a YAML flow
 value for the other types (`-i n=5`, `-i tags=[a,b]`); `-i NAME=@file.json` reads a file.
@@ -73,9 +77,15 @@ Exit codes: 0 every file is valid; 2 a file is invalid.")]
 Examples:
   weft graph workflows/wordcount.yaml | dot -Tsvg > wordcount.svg
   weft graph workflows/matrix.yaml --format mermaid
+  weft run workflows/fail-fast.yaml --events run.jsonl
+  weft graph workflows/fail-fast.yaml --run run.jsonl | dot -Tsvg > run.svg
 
 Solid edges carry data (an expression reads the stage); dashed edges are order only
-(`needs`). Fan-out stages are drawn as stacked boxes.")]
+(`needs`). Fan-out stages are drawn as stacked boxes. With `--run`, each stage is filled with
+the colour of its final state in that run: succeeded green, failed red, cancelled grey,
+skipped light grey and dashed, running yellow, not run white.
+
+Exit codes: 0 drawn; 2 the workflow or the events file is invalid.")]
     Graph {
         /// The workflow file.
         #[arg(value_name = "FILE")]
@@ -84,6 +94,11 @@ Solid edges carry data (an expression reads the stage); dashed edges are order o
         /// The output language.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+
+        /// An events file of a run of this workflow (`weft run --events FILE`): colour each
+        /// stage by its final state in that run.
+        #[arg(long, value_name = "EVENTS")]
+        run: Option<PathBuf>,
     },
 
     /// Print the JSON Schema (draft-07) of the workflow format.
@@ -137,11 +152,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 
+    /// Write a Chrome trace of the run to FILE: a span per job attempt on its worker thread,
+    /// per stage and for the run. Open it in Perfetto (ui.perfetto.dev) or chrome://tracing.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
     /// How long cancelled jobs have to stop before they are abandoned (overrides `grace`).
     #[arg(long, value_name = "DURATION")]
     pub grace: Option<weft_spec::Duration>,
 
-    /// Print nothing on stderr but errors and warnings.
+    /// Print nothing on stderr but errors and warnings: no progress, no summary.
     #[arg(short, long)]
     pub quiet: bool,
 }

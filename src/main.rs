@@ -4,7 +4,11 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod progress;
 mod scaffold;
+mod sinks;
+mod summary;
+mod trace;
 mod workflow;
 
 use std::process::ExitCode;
@@ -29,7 +33,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -64,7 +69,7 @@ fn main() -> ExitCode {
             };
             commands::validate::run(&files, format, plugins)
         }
-        Command::Graph { file, format } => commands::graph::run(&file, format),
+        Command::Graph { file, format, run } => commands::graph::run(&file, format, run.as_deref()),
         Command::Schema { plugins } => {
             commands::schema::run(plugins.then_some(&cli.plugin_path[..]))
         }

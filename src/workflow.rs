@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use weft_host::Catalog;
-use weft_plan::{Plan, StageNode};
+use weft_plan::Plan;
 use weft_spec::{Checked, Diagnostic, Document, Kind};
 
 /// A workflow file after every check, with all its problems.
@@ -62,7 +62,7 @@ pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
     let mut diagnostics = document.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
 
-    let plan = match Plan::build(stage_nodes(&document, &checked)) {
+    let plan = match Plan::build(weft_runtime::stage_nodes(&document.workflow, &checked)) {
         Ok(plan) => Some(plan),
         Err(cycles) => {
             diagnostics.extend(
@@ -94,35 +94,6 @@ pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
         document: Some(document),
         diagnostics,
     }
-}
-
-/// The stages as the planner sees them. A stage's reference to itself was reported by the
-/// checks already, so it is left out here rather than reported again as a cycle.
-fn stage_nodes(document: &Document, checked: &Checked) -> Vec<StageNode> {
-    document
-        .workflow
-        .stages
-        .iter()
-        .map(|(id, stage)| StageNode {
-            id: id.clone(),
-            job: stage.job.to_string(),
-            fan_out: stage.is_fan_out(),
-            reads: checked
-                .reads
-                .get(id)
-                .into_iter()
-                .flatten()
-                .filter(|read| *read != id)
-                .cloned()
-                .collect(),
-            needs: stage
-                .needs
-                .iter()
-                .filter(|need| need != id)
-                .map(str::to_owned)
-                .collect(),
-        })
-        .collect()
 }
 
 fn cycle_diagnostic(document: &Document, cycle: &weft_plan::Cycle) -> Diagnostic {

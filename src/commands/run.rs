@@ -1,6 +1,7 @@
-//! `weft run`: validate, resolve inputs, run on the shared pool, print the outputs.
+//! `weft run`: validate, resolve inputs, run on the shared pool with progress on stderr, print
+//! the outputs and a summary, and write the events and trace files asked for.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,8 +13,11 @@ use weft_runtime::{
 use weft_spec::diagnostic::render_all;
 
 use crate::cli::RunArgs;
+use crate::progress::{self, Progress};
+use crate::sinks::Tee;
+use crate::trace::Trace;
 use crate::workflow::{self, Plugins};
-use crate::{exit, output};
+use crate::{exit, output, summary};
 
 /// Runs the workflow of `args`. Returns the exit code.
 pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
@@ -51,6 +55,13 @@ pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
         }
     };
 
+    let stages: Vec<String> = plan.order().into_iter().map(str::to_owned).collect();
+    let stage_ids: Vec<&str> = stages.iter().map(String::as_str).collect();
+    let title = document
+        .workflow
+        .name
+        .clone()
+        .unwrap_or_else(|| "workflow".to_owned());
     let prepared = match Prepared::new(document.workflow, checked, plan, &catalog) {
         Ok(prepared) => prepared,
         Err(error) => {
@@ -72,6 +83,20 @@ pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
         },
         None => None,
     };
+    let trace = match &args.trace {
+        Some(path) => match Trace::create(path, &title, &stage_ids) {
+            Ok(trace) => Some(Arc::new(trace)),
+            Err(error) => {
+                output::stderr(&format!(
+                    "error: cannot write the trace file `{}`: {error}\n",
+                    path.display()
+                ));
+                return Ok(exit::INVALID);
+            }
+        },
+        None => None,
+    };
+    let attempts = (!args.quiet).then(|| Arc::new(summary::Attempts::default()));
 
     let mut config = PoolConfig::default();
     if let Some(workers) = args.workers {
@@ -85,6 +110,21 @@ pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
         .enable_all()
         .build()?;
     let control = RunControl::new();
+    let progress =
+        (!args.quiet && io::stderr().is_terminal()).then(|| Arc::new(Progress::start(&stage_ids)));
+    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+    sinks.extend(events.clone().map(|file| file as Arc<dyn EventSink>));
+    sinks.extend(trace.clone().map(|trace| trace as Arc<dyn EventSink>));
+    sinks.extend(
+        attempts
+            .clone()
+            .map(|attempts| attempts as Arc<dyn EventSink>),
+    );
+    sinks.extend(
+        progress
+            .clone()
+            .map(|progress| progress as Arc<dyn EventSink>),
+    );
     let report = runtime.block_on(async {
         watch_signals(control.clone());
         let engine = Engine::new(config);
@@ -92,11 +132,14 @@ pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
             run_id: run_id(),
             inputs,
             control,
-            events: events.clone().map(|file| file as Arc<dyn EventSink>),
+            events: Tee::of(sinks),
             grace: args.grace.map(weft_spec::Duration::get),
         };
         engine.run(&prepared, request).await
     });
+    if let Some(progress) = progress {
+        progress.finish();
+    }
 
     if let Some(file) = events
         && let Err(error) = file.close()
@@ -105,11 +148,16 @@ pub fn run(args: RunArgs, plugin_folders: &[PathBuf]) -> io::Result<u8> {
             "warning: the events file is incomplete: {error}\n"
         ));
     }
+    if let Some(trace) = trace
+        && let Err(error) = trace.write()
+    {
+        output::stderr(&format!("warning: the trace file is incomplete: {error}\n"));
+    }
     let outputs = serde_json::to_string_pretty(&Value::Object(report.outputs.clone()))
         .unwrap_or_else(|_| "{}".to_owned());
     output::stdout(&format!("{outputs}\n"))?;
-    if !args.quiet {
-        output::stderr(&summary(&report));
+    if let Some(attempts) = attempts {
+        output::stderr(&summary::render(&report, &attempts));
     }
     Ok(code(&report))
 }
@@ -124,60 +172,6 @@ fn code(report: &RunReport) -> u8 {
     }
 }
 
-/// A short account of the run on stderr: each stage's state, and each failure's reason.
-fn summary(report: &RunReport) -> String {
-    let mut out = String::new();
-    let width = report
-        .stages
-        .keys()
-        .map(String::len)
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    for (id, record) in &report.stages {
-        let counts = record.counts();
-        out.push_str(&format!(
-            "{id:width$}  {:9}  {} ok, {} failed, {} cancelled{}  {:.2?}\n",
-            record.status.as_str(),
-            counts.succeeded,
-            counts.failed,
-            counts.cancelled,
-            if counts.abandoned > 0 {
-                format!(", {} abandoned", counts.abandoned)
-            } else {
-                String::new()
-            },
-            record.elapsed,
-        ));
-    }
-    for (id, record) in &report.stages {
-        if let Some(error) = &record.error {
-            out.push_str(&format!("error: stage `{id}` failed: {}\n", error.message));
-        }
-        for (index, error) in &record.errors {
-            let job = if record.fan_out {
-                format!("`{id}` item {index}")
-            } else {
-                format!("`{id}`")
-            };
-            let first = error.message.lines().next().unwrap_or_default();
-            out.push_str(&format!("error: {job}: {first}\n"));
-        }
-    }
-    let verdict = match (&report.status, &report.reason) {
-        (RunStatus::Succeeded, _) => "run succeeded".to_owned(),
-        (_, Some(CancelReason::FailFast { stage })) => {
-            format!("run failed: stage `{stage}` failed, and the run was cancelled (fail-fast)")
-        }
-        (_, Some(CancelReason::Timeout)) => "run failed: its timeout passed".to_owned(),
-        (_, Some(CancelReason::Interrupted)) => "run interrupted".to_owned(),
-        (_, Some(CancelReason::Terminated)) => "run terminated".to_owned(),
-        _ => "run failed".to_owned(),
-    };
-    out.push_str(&format!("{verdict} in {:.2?}\n", report.elapsed));
-    out
-}
-
 /// A run id: the start time in milliseconds and the process id, in hex.
 fn run_id() -> String {
     let millis = std::time::SystemTime::now()
@@ -187,21 +181,30 @@ fn run_id() -> String {
 }
 
 /// Ctrl-C and SIGTERM cancel the run; a second signal ends the process at once.
+///
+/// The handlers are installed before this returns, so that no signal falls between the start
+/// of the run and the first poll of the watching task. Must be called within the runtime.
 fn watch_signals(control: RunControl) {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        output::stderr("warning: cannot watch for Ctrl-C; it will end weft at once\n");
+        return;
+    };
     tokio::spawn(async move {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return,
-            };
         let first = tokio::select! {
-            _ = tokio::signal::ctrl_c() => CancelReason::Interrupted,
+            _ = interrupt.recv() => CancelReason::Interrupted,
             _ = terminate.recv() => CancelReason::Terminated,
         };
-        output::stderr("\ncancelling the run (press Ctrl-C again to exit at once)\n");
+        progress::suspend(|| {
+            output::stderr("\ncancelling the run (press Ctrl-C again to exit at once)\n");
+        });
         control.cancel(first.clone());
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         control.stop_now();

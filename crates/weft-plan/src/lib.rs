@@ -24,6 +24,7 @@ mod render;
 
 pub use cycle::Cycle;
 pub use plan::Plan;
+pub use render::StageState;
 
 /// One stage as the planner sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,6 +4,10 @@
 //! the dependent and then of the dependency, so they are stable from run to run. Data edges
 //! are solid and order-only edges dashed; fan-out stages get their own shape and a
 //! ` [fan-out]` suffix on their label.
+//!
+//! [`Plan::to_dot_with`] and [`Plan::to_mermaid_with`] draw the same graph with each stage
+//! filled with the colour of the state a run left it in, and that state on a third line of its
+//! label, so that the drawing reads without colour too.
 
 use std::collections::HashMap;
 use std::fmt::{self, Display, Formatter, Write};
@@ -36,7 +40,12 @@ impl Plan {
     /// Each stage is a box labelled with its id and job; fan-out stages are drawn as 3D
     /// boxes. Data edges are solid, order-only edges dashed.
     pub fn to_dot(&self, title: &str) -> String {
-        Dot { plan: self, title }.to_string()
+        Dot {
+            plan: self,
+            title,
+            states: None,
+        }
+        .to_string()
     }
 
     /// The plan as a Mermaid flowchart, laid out left to right, with `title` in its front
@@ -46,8 +55,103 @@ impl Plan {
     /// unique and kept clear of Mermaid keywords; labels carry the real id and the job.
     /// Fan-out stages use the subroutine shape. Data edges are `-->`, order-only edges `-.->`.
     pub fn to_mermaid(&self, title: &str) -> String {
-        Mermaid { plan: self, title }.to_string()
+        Mermaid {
+            plan: self,
+            title,
+            states: None,
+        }
+        .to_string()
     }
+
+    /// [`Plan::to_dot`] with each stage filled by its state in a run: `states` by stage id,
+    /// and [`StageState::NotRun`] for a stage it does not name. Skipped stages are dashed.
+    pub fn to_dot_with(&self, title: &str, states: &HashMap<String, StageState>) -> String {
+        Dot {
+            plan: self,
+            title,
+            states: Some(states),
+        }
+        .to_string()
+    }
+
+    /// [`Plan::to_mermaid`] with each stage in a class named after its state in a run
+    /// (`succeeded`, `failed`, `cancelled`, `skipped`, `running`, `not_run`), each class
+    /// defined with its colours: `states` by stage id, and [`StageState::NotRun`] for a stage
+    /// it does not name.
+    pub fn to_mermaid_with(&self, title: &str, states: &HashMap<String, StageState>) -> String {
+        Mermaid {
+            plan: self,
+            title,
+            states: Some(states),
+        }
+        .to_string()
+    }
+}
+
+/// The state a run left a stage in, for the drawings coloured by a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StageState {
+    /// It succeeded: green.
+    Succeeded,
+    /// It failed: red.
+    Failed,
+    /// It was cancelled: grey.
+    Cancelled,
+    /// It was skipped: light grey, dashed.
+    Skipped,
+    /// It started and had not ended when the run's record stops: yellow.
+    Running,
+    /// It did not run: white.
+    NotRun,
+}
+
+impl StageState {
+    /// Every state, in the order drawings list them.
+    pub const ALL: [Self; 6] = [
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Skipped,
+        Self::Running,
+        Self::NotRun,
+    ];
+
+    /// The state in words, as labels show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+            Self::Running => "running",
+            Self::NotRun => "not run",
+        }
+    }
+
+    /// The state's Mermaid class name.
+    fn class(self) -> &'static str {
+        match self {
+            Self::NotRun => "not_run",
+            state => state.as_str(),
+        }
+    }
+
+    /// The fill and the border colour.
+    fn colours(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Succeeded => ("#a5d6a7", "#2e7d32"),
+            Self::Failed => ("#ef9a9a", "#c62828"),
+            Self::Cancelled => ("#bdbdbd", "#616161"),
+            Self::Skipped => ("#eeeeee", "#9e9e9e"),
+            Self::Running => ("#fff59d", "#f9a825"),
+            Self::NotRun => ("#ffffff", "#9e9e9e"),
+        }
+    }
+}
+
+/// The state of `stage` in `states`: not run when it is not there.
+fn state_of(states: &HashMap<String, StageState>, stage: &str) -> StageState {
+    states.get(stage).copied().unwrap_or(StageState::NotRun)
 }
 
 /// The label of a stage in either drawing, before escaping.
@@ -56,10 +160,11 @@ fn label(stage: &PlannedStage) -> String {
     format!("{}\n{}{suffix}", stage.id, stage.job)
 }
 
-/// A plan drawn as DOT.
+/// A plan drawn as DOT, coloured by a run's states when there are some.
 struct Dot<'a> {
     plan: &'a Plan,
     title: &'a str,
+    states: Option<&'a HashMap<String, StageState>>,
 }
 
 impl Display for Dot<'_> {
@@ -73,9 +178,26 @@ impl Display for Dot<'_> {
 
         for stage in self.plan.stages() {
             let id = DotString(&stage.id);
-            let label = label(stage);
+            let mut label = label(stage);
             let shape = if stage.fan_out { ", shape=box3d" } else { "" };
-            writeln!(f, "    {id} [label={}{shape}];", DotString(&label))?;
+            let Some(states) = self.states else {
+                writeln!(f, "    {id} [label={}{shape}];", DotString(&label))?;
+                continue;
+            };
+
+            let state = state_of(states, &stage.id);
+            let (fill, border) = state.colours();
+            let style = match state {
+                StageState::Skipped => "\"filled,dashed\"",
+                _ => "filled",
+            };
+            label.push('\n');
+            label.push_str(state.as_str());
+            writeln!(
+                f,
+                "    {id} [label={}{shape}, style={style}, fillcolor=\"{fill}\", color=\"{border}\"];",
+                DotString(&label)
+            )?;
         }
 
         for (dependency, dependent, kind) in self.plan.edges() {
@@ -114,10 +236,11 @@ impl Display for DotString<'_> {
     }
 }
 
-/// A plan drawn as a Mermaid flowchart.
+/// A plan drawn as a Mermaid flowchart, coloured by a run's states when there are some.
 struct Mermaid<'a> {
     plan: &'a Plan,
     title: &'a str,
+    states: Option<&'a HashMap<String, StageState>>,
 }
 
 impl Display for Mermaid<'_> {
@@ -129,7 +252,12 @@ impl Display for Mermaid<'_> {
 
         let ids = mermaid_ids(self.plan.stages().map(|stage| stage.id.as_str()));
         for (stage, id) in self.plan.stages().zip(&ids) {
-            let label = MermaidLabel(&label(stage));
+            let mut label = label(stage);
+            if let Some(states) = self.states {
+                label.push('\n');
+                label.push_str(state_of(states, &stage.id).as_str());
+            }
+            let label = MermaidLabel(&label);
             if stage.fan_out {
                 writeln!(f, "    {id}[[{label}]]")?;
             } else {
@@ -147,6 +275,50 @@ impl Display for Mermaid<'_> {
             writeln!(f, "    {dependency} {arrow} {dependent}")?;
         }
 
+        if let Some(states) = self.states {
+            self.classes(f, &ids, states)?;
+        }
+        Ok(())
+    }
+}
+
+impl Mermaid<'_> {
+    /// One `classDef` per state in use, then one `class` line per state listing its nodes.
+    fn classes(
+        &self,
+        f: &mut Formatter<'_>,
+        ids: &[String],
+        states: &HashMap<String, StageState>,
+    ) -> fmt::Result {
+        let mut members: Vec<(StageState, Vec<&str>)> = Vec::new();
+        for state in StageState::ALL {
+            let nodes: Vec<&str> = self
+                .plan
+                .stages()
+                .zip(ids)
+                .filter(|(stage, _)| state_of(states, &stage.id) == state)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if !nodes.is_empty() {
+                members.push((state, nodes));
+            }
+        }
+
+        for (state, _) in &members {
+            let (fill, border) = state.colours();
+            let dashes = match state {
+                StageState::Skipped => ",stroke-dasharray:5 5",
+                _ => "",
+            };
+            writeln!(
+                f,
+                "    classDef {} fill:{fill},stroke:{border},color:#000000{dashes}",
+                state.class()
+            )?;
+        }
+        for (state, nodes) in &members {
+            writeln!(f, "    class {} {}", nodes.join(","), state.class())?;
+        }
         Ok(())
     }
 }
@@ -266,6 +438,44 @@ mod tests {
     #[test]
     fn mermaid_draws_fan_out_stages_as_subroutines_and_order_edges_dotted() {
         insta::assert_snapshot!(small_plan().to_mermaid("daily report"));
+    }
+
+    /// `setup` and `list` succeeded, `count` failed, `report` was skipped.
+    fn states() -> HashMap<String, StageState> {
+        [
+            ("setup", StageState::Succeeded),
+            ("list", StageState::Succeeded),
+            ("count", StageState::Failed),
+            ("report", StageState::Skipped),
+        ]
+        .into_iter()
+        .map(|(id, state)| (id.to_owned(), state))
+        .collect()
+    }
+
+    #[test]
+    fn dot_with_states_fills_each_stage_with_its_state_and_dashes_skipped_ones() {
+        insta::assert_snapshot!(small_plan().to_dot_with("daily report", &states()));
+    }
+
+    #[test]
+    fn mermaid_with_states_puts_each_stage_in_the_class_of_its_state() {
+        insta::assert_snapshot!(small_plan().to_mermaid_with("daily report", &states()));
+    }
+
+    #[test]
+    fn stages_a_run_does_not_name_are_drawn_as_not_run() {
+        let mut states = states();
+        states.remove("report");
+
+        let dot = small_plan().to_dot_with("daily report", &states);
+        let mermaid = small_plan().to_mermaid_with("daily report", &states);
+
+        assert!(
+            dot.contains(r##""report" [label="report\nfile.write\nnot run", style=filled, fillcolor="#ffffff""##),
+            "{dot}"
+        );
+        assert!(mermaid.contains("    class report not_run\n"), "{mermaid}");
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct Event {
     /// The item's index, for job events of a fan-out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// How many jobs the stage runs, for `stage_started` events of stages whose items could
+    /// be computed: the fan-out's item count, or 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
     /// The attempt, from 1, for job events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -109,6 +113,7 @@ impl Event {
             run: run.clone(),
             stage: None,
             index: None,
+            jobs: None,
             attempt: None,
             status: None,
             error: None,

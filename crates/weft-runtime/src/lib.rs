@@ -28,5 +28,7 @@ pub mod state;
 
 pub use events::{Event, EventKind, EventSink, EventsFile, WorkerSpan};
 pub use pool::{Lane, Pool, PoolConfig};
-pub use run::{CancelReason, Engine, Prepared, RunControl, RunReport, RunRequest, RunStatus};
+pub use run::{
+    CancelReason, Engine, Prepared, RunControl, RunReport, RunRequest, RunStatus, stage_nodes,
+};
 pub use state::{ErrorInfo, JobStatus, StageRecord, StageStatus, StatusFlags};

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinSet, LocalSet};
 use tokio_util::sync::CancellationToken;
 use weft_host::{Catalog, Plugin};
-use weft_plan::Plan;
+use weft_plan::{Plan, StageNode};
 use weft_spec::{Checked, OnError, Workflow};
 
 use crate::eval::{self, Scope};
@@ -73,6 +73,36 @@ impl Prepared {
             name,
         })
     }
+}
+
+/// The stages of a checked workflow as the planner sees them.
+///
+/// A stage's reference to itself is left out: the checks report it as a self-dependency,
+/// and it is not reported again as a cycle.
+pub fn stage_nodes(workflow: &Workflow, checked: &Checked) -> Vec<StageNode> {
+    workflow
+        .stages
+        .iter()
+        .map(|(id, stage)| StageNode {
+            id: id.clone(),
+            job: stage.job.to_string(),
+            fan_out: stage.is_fan_out(),
+            reads: checked
+                .reads
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter(|read| *read != id)
+                .cloned()
+                .collect(),
+            needs: stage
+                .needs
+                .iter()
+                .filter(|need| need != id)
+                .map(str::to_owned)
+                .collect(),
+        })
+        .collect()
 }
 
 /// Why a run was cancelled.

@@ -94,14 +94,21 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
     let fan_out = run.stage.is_fan_out();
     let mut record = StageRecord::pending(fan_out);
     record.status = StageStatus::Running;
+
+    // Emitted once the items are known, so that the event can say how many jobs follow.
+    let items = items(&run);
     emit(&run.events, || {
         let mut event = Event::new(EventKind::StageStarted, &run.run_id);
         event.stage = Some(run.id.clone());
+        event.jobs = items
+            .as_ref()
+            .ok()
+            .map(|items| if fan_out { items.len() } else { 1 });
         event
     });
     tracing::info!(stage = %run.id, "stage started");
 
-    let items = match items(&run) {
+    let items = match items {
         Ok(items) => items,
         Err(error) => return failed_before_jobs(run, record, error, started),
     };
@@ -361,6 +368,12 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             () = run.token.cancelled() => {
                 return finished(shared, index, JobEnd::new(JobStatus::Cancelled, attempt - 1, last_error), started);
             }
+            () = halted(&run.halt) => {
+                // `on_error: finish`: a job that has not reached the pool does not start; one
+                // that has failed before keeps its failure.
+                let status = if last_error.is_some() { JobStatus::Failed } else { JobStatus::Cancelled };
+                return finished(shared, index, JobEnd::new(status, attempt - 1, last_error), started);
+            }
         };
         emit(&run.events, || {
             let mut event = Event::new(EventKind::JobStarted, &run.run_id);
@@ -443,15 +456,15 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             Waited::TimedOut | Waited::Cancelled => {
                 let timed_out = matches!(waited, Waited::TimedOut);
                 flag.cancel();
-                if tokio::time::timeout(run.grace, &mut receiver)
-                    .await
-                    .is_err()
-                {
+                let returned = tokio::time::timeout(run.grace, &mut receiver).await.is_ok();
+                let grace = humantime::format_duration(run.grace);
+                if !returned {
                     ticket.abandon(&run.pool);
                     tracing::warn!(stage = %run.id, index, grace = ?run.grace, "job abandoned: it did not stop within the grace period");
+                }
+                if !returned && !timed_out {
                     let error = ErrorInfo::fatal(format!(
-                        "the job did not stop within the grace period of {} and was abandoned",
-                        humantime::format_duration(run.grace)
+                        "the job did not stop within the grace period of {grace} and was abandoned"
                     ));
                     return finished(
                         shared,
@@ -468,12 +481,19 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
                         started,
                     );
                 }
+                // A timed-out attempt is a failure whether or not it stopped; one that did not
+                // stop has left its thread behind, which the pool replaced.
+                let limit = humantime::format_duration(shared.timeout.unwrap_or_default());
+                let message = if returned {
+                    format!("timed out after {limit}")
+                } else {
+                    format!(
+                        "timed out after {limit}, and did not stop within the grace period of {grace}: its thread was abandoned"
+                    )
+                };
                 let failure = Failure {
                     kind: FailureKind::Error,
-                    message: format!(
-                        "timed out after {}",
-                        humantime::format_duration(shared.timeout.unwrap_or_default())
-                    ),
+                    message,
                     retryable: true,
                     details: None,
                 };
@@ -500,11 +520,11 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             details: failure.details,
         };
 
-        let halted = run
+        let halt = run
             .halt
             .as_ref()
             .is_some_and(CancellationToken::is_cancelled);
-        if !error.retryable || attempt > retries || halted || run.token.is_cancelled() {
+        if !error.retryable || attempt > retries || halt || run.token.is_cancelled() {
             return finished(
                 shared,
                 index,
@@ -531,7 +551,19 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
             () = run.token.cancelled() => {
                 return finished(shared, index, JobEnd::new(JobStatus::Cancelled, attempt, last_error), started);
             }
+            () = halted(&run.halt) => {
+                // `on_error: finish` starts no new retry: the job ends with its last failure.
+                return finished(shared, index, JobEnd::new(status, attempt, last_error).on(worker), started);
+            }
         }
+    }
+}
+
+/// Resolves when `on_error: finish` halts the run; never for stages that run after a stop.
+async fn halted(halt: &Option<CancellationToken>) {
+    match halt {
+        Some(halt) => halt.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

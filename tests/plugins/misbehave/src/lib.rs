@@ -30,6 +30,34 @@ impl Job for Panic {
     }
 }
 
+/// Panics with `message` when `panic` is true, and returns `message` otherwise, so that one
+/// item of a fan-out can panic while the others succeed.
+#[derive(Default)]
+pub struct PanicIf;
+
+/// Whether to panic, and with what.
+#[derive(Deserialize, JsonSchema)]
+pub struct PanicIfInput {
+    /// Panic rather than return.
+    panic: bool,
+    /// The panic message, or the output.
+    message: String,
+}
+
+impl Job for PanicIf {
+    const NAME: &'static str = "panic_if";
+    const DESCRIPTION: &'static str = "Panics with `message` when `panic` is true; returns `message` otherwise.";
+    type Input = PanicIfInput;
+    type Output = String;
+
+    fn run(&self, _: &JobContext<'_>, input: PanicIfInput) -> Result<String, JobError> {
+        if input.panic {
+            panic!("{}", input.message)
+        }
+        Ok(input.message)
+    }
+}
+
 /// Busy-waits for `seconds`, never looking at its cancellation.
 #[derive(Default)]
 pub struct IgnoreCancel;
@@ -156,5 +184,5 @@ impl Job for Chatty {
 
 weft_plugin::export_plugin!(
     name: "misbehave",
-    jobs: [Panic, IgnoreCancel, Huge, Concurrency::default(), Spin, Chatty],
+    jobs: [Panic, PanicIf, IgnoreCancel, Huge, Concurrency::default(), Spin, Chatty],
 );
