@@ -30,6 +30,12 @@ fn wordcount_counts_the_books_as_wc_does() {
     assert_eq!(outputs["lines"], 135);
     assert_eq!(outputs["bytes"], 8110);
     assert_eq!(
+        outputs["top_words"],
+        json!([{"key": "that", "count": 16}, {"key": "with", "count": 11},
+               {"key": "they", "count": 9}, {"key": "starter", "count": 8},
+               {"key": "them", "count": 7}])
+    );
+    assert_eq!(
         outputs["per_file"][0],
         json!(["workflows/data/books/lighthouse.txt", 311])
     );

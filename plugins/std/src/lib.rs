@@ -11,6 +11,7 @@
 //! | `std.fail` | `{message, until_attempt?}` | an error, on every attempt or before `until_attempt` |
 //! | `std.pick` | `{value, path: "a.0.b"}` | the part of `value` at `path` |
 //! | `std.merge` | `{values: [object]}` | one object; later keys win |
+//! | `std.top` | `{counts: [object], limit?: 10}` | `[{key, count}]`: counts added up by key, largest first |
 //!
 //! The input and output tables above are a contract that workflows rely on: names, fields
 //! and defaults only ever grow.
@@ -20,10 +21,10 @@ mod numbers;
 mod values;
 
 pub use control::{Fail, Log, LogLevel, Sleep};
-pub use numbers::{Range, Sum};
+pub use numbers::{Range, Sum, Top};
 pub use values::{Concat, Echo, Merge, Pick};
 
 weft_plugin::export_plugin!(
     name: "std",
-    jobs: [Echo, Log, Sum, Concat, Range, Sleep, Fail, Pick, Merge],
+    jobs: [Echo, Log, Sum, Concat, Range, Sleep, Fail, Pick, Merge, Top],
 );

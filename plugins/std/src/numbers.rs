@@ -1,4 +1,4 @@
-//! Jobs on numbers: `sum` and `range`.
+//! Jobs on numbers: `sum`, `range` and `top`.
 
 use serde::Deserialize;
 use serde_json::Number;
@@ -52,6 +52,62 @@ fn integer_sum(values: &[Number]) -> Option<i128> {
 fn float_sum(values: &[Number]) -> Result<Number, JobError> {
     let total: f64 = values.iter().filter_map(Number::as_f64).sum();
     Number::from_f64(total).ok_or_else(|| JobError::fatal("the sum is too large for a float"))
+}
+
+/// Adds up counts by key and keeps the largest.
+#[derive(Debug, Default)]
+pub struct Top;
+
+/// The input of `std.top`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopInput {
+    /// Objects of counts, such as the outputs of a fan-out of `text.word_counts`: the counts
+    /// of one key are added up across them.
+    counts: Vec<std::collections::BTreeMap<String, u64>>,
+    /// How many keys to keep.
+    #[serde(default = "ten")]
+    limit: usize,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// One key of `std.top`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
+pub struct Ranked {
+    /// The key.
+    pub key: String,
+    /// Its total count.
+    pub count: u64,
+}
+
+impl Job for Top {
+    const NAME: &'static str = "top";
+    const DESCRIPTION: &'static str =
+        "Adds up `counts` by key and returns the `limit` largest, largest first.";
+    type Input = TopInput;
+    /// The keys with the largest totals, largest first; ties in byte order of the keys.
+    type Output = Vec<Ranked>;
+
+    fn run(&self, context: &JobContext<'_>, input: TopInput) -> Result<Vec<Ranked>, JobError> {
+        let mut totals: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for counts in input.counts {
+            context.check()?;
+            for (key, count) in counts {
+                let total = totals.entry(key).or_default();
+                *total = total.saturating_add(count);
+            }
+        }
+        let mut ranked: Vec<Ranked> = totals
+            .into_iter()
+            .map(|(key, count)| Ranked { key, count })
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        ranked.truncate(input.limit);
+        Ok(ranked)
+    }
 }
 
 /// The most items `std.range` makes, to keep a typo from filling the memory.
@@ -119,6 +175,36 @@ fn range_len(start: i64, end: i64, step: i64) -> i128 {
         0
     } else {
         (span + step - 1) / step
+    }
+}
+
+#[cfg(test)]
+mod top_tests {
+    use serde_json::json;
+    use weft_plugin::testing::TestCall;
+
+    use super::*;
+
+    #[test]
+    fn top_adds_counts_across_objects_and_keeps_the_largest() {
+        let input = json!({"counts": [{"a": 2, "b": 1}, {"b": 3, "c": 1}, {}], "limit": 2});
+
+        let output = TestCall::new().run(&Top, input).unwrap();
+
+        assert_eq!(
+            output,
+            json!([{"key": "b", "count": 4}, {"key": "a", "count": 2}])
+        );
+    }
+
+    #[test]
+    fn ties_are_broken_by_key() {
+        let input = json!({"counts": [{"z": 1, "y": 1, "x": 1}]});
+
+        let output = TestCall::new().run(&Top, input).unwrap();
+
+        assert_eq!(output[0]["key"], "x");
+        assert_eq!(output.as_array().unwrap().len(), 3);
     }
 }
 

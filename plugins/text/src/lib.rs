@@ -5,6 +5,7 @@
 //! | `text.list_files` | `{dir, glob?: "*", recursive?: false}` | `{files: [string]}`, sorted |
 //! | `text.read` | `{path}` | the file's text; an error for non-UTF-8 |
 //! | `text.count_words` | `{path}` | `{words, lines, bytes}`, as `LC_ALL=C wc -w -l -c` counts |
+//! | `text.word_counts` | `{path, min_length?: 1}` | `{word: count}`, words lowercased |
 //!
 //! Files are read in chunks of 64 KiB, with a look at the cancel flag between two, so that a
 //! large file neither fills the memory (`count_words`) nor delays a cancellation.
@@ -15,14 +16,16 @@ use std::io::{self, ErrorKind, Read};
 use weft_plugin::{JobContext, JobError};
 
 mod count;
+mod frequencies;
 mod list;
 mod read;
 
 pub use count::{CountWords, Counts};
+pub use frequencies::WordCounts;
 pub use list::{ListFiles, ListedFiles};
 pub use read::ReadText;
 
-weft_plugin::export_plugin!(name: "text", jobs: [ListFiles, ReadText, CountWords]);
+weft_plugin::export_plugin!(name: "text", jobs: [ListFiles, ReadText, CountWords, WordCounts]);
 
 /// The size of the chunks files are read in.
 const CHUNK_SIZE: usize = 64 * 1024;
