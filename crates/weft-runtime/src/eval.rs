@@ -675,6 +675,10 @@ enum Node {
     Literal(Json),
     /// A string that is exactly one expression.
     Whole(Compiled),
+    /// `${{ item }}`, the most common input of a fan-out: copied, never evaluated.
+    Item,
+    /// `${{ index }}`: the item's position.
+    Index,
     /// A string with expressions inside text.
     Text(Vec<Part>),
     Array(Vec<Node>),
@@ -710,8 +714,8 @@ impl Template {
         if let Node::Literal(value) = &self.root {
             return Ok(value.clone());
         }
-        let context = scope.context(item);
-        self.root.render(&context)
+        let mut context = RenderContext::lazy(scope, item);
+        self.root.render(&mut context)
     }
 
     /// Whether the template holds no expression at all: then [`Template::render`] returns a
@@ -766,7 +770,11 @@ impl Node {
 
     fn string(environment: &'static Environment<'static>, text: &str) -> Result<Self, EvalError> {
         if let Some(source) = expr::whole(text) {
-            return Ok(Node::Whole(Compiled::new(environment, source)?));
+            return Ok(match source {
+                "item" => Node::Item,
+                "index" => Node::Index,
+                _ => Node::Whole(Compiled::new(environment, source)?),
+            });
         }
 
         let pieces = expr::split(text).map_err(|error| EvalError::Unclosed {
@@ -790,16 +798,24 @@ impl Node {
         }
     }
 
-    fn render(&self, context: &Value) -> Result<Json, EvalError> {
+    fn render(&self, context: &mut RenderContext<'_>) -> Result<Json, EvalError> {
         match self {
             Node::Literal(value) => Ok(value.clone()),
-            Node::Whole(compiled) => compiled.json(context),
+            Node::Item => context
+                .item
+                .map(|(item, _)| item.clone())
+                .ok_or_else(|| undefined("item")),
+            Node::Index => context
+                .item
+                .map(|(_, index)| Json::from(index))
+                .ok_or_else(|| undefined("index")),
+            Node::Whole(compiled) => compiled.json(context.value()),
             Node::Text(parts) => {
                 let mut out = String::new();
                 for part in parts {
                     match part {
                         Part::Text(text) => out.push_str(text),
-                        Part::Expr(compiled) => compiled.text(context, &mut out)?,
+                        Part::Expr(compiled) => compiled.text(context.value(), &mut out)?,
                     }
                 }
                 Ok(Json::String(out))
@@ -815,6 +831,35 @@ impl Node {
                 .collect::<Result<serde_json::Map<_, _>, EvalError>>()
                 .map(Json::Object),
         }
+    }
+}
+
+fn undefined(name: &str) -> EvalError {
+    EvalError::Undefined {
+        expression: name.to_owned(),
+    }
+}
+
+/// The context of one render, built only when an expression needs MiniJinja: a template whose
+/// expressions are all `${{ item }}` or `${{ index }}` never builds one.
+struct RenderContext<'a> {
+    scope: &'a Scope,
+    item: Option<(&'a Json, usize)>,
+    value: Option<Value>,
+}
+
+impl<'a> RenderContext<'a> {
+    fn lazy(scope: &'a Scope, item: Option<(&'a Json, usize)>) -> Self {
+        Self {
+            scope,
+            item,
+            value: None,
+        }
+    }
+
+    fn value(&mut self) -> &Value {
+        let (scope, item) = (self.scope, self.item);
+        self.value.get_or_insert_with(|| scope.context(item))
     }
 }
 
@@ -892,12 +937,12 @@ fn excluded(
 fn list(items: &ForEach, scope: &Scope, what: &str) -> Result<Vec<Json>, EvalError> {
     match items {
         ForEach::Items(values) => {
-            let context = scope.context(None);
+            let mut context = RenderContext::lazy(scope, None);
             values
                 .iter()
                 .map(|value| match Node::compile(shared_environment(), value)? {
                     Node::Literal(value) => Ok(value),
-                    node => node.render(&context),
+                    node => node.render(&mut context),
                 })
                 .collect()
         }
