@@ -76,7 +76,9 @@ pub fn weft<S: AsRef<OsStr>>(args: &[S]) -> Output {
     }
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+/// Reads a child's pipe to its end on a thread of its own, so that a large output cannot fill
+/// the pipe and stall the child.
+pub fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
@@ -86,7 +88,8 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>
     })
 }
 
-fn join(reader: thread::JoinHandle<Vec<u8>>) -> String {
+/// What a [`drain`] thread read, decoded lossily.
+pub fn join(reader: thread::JoinHandle<Vec<u8>>) -> String {
     let bytes = reader.join().expect("the pipe reader should not panic");
     String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -3,7 +3,6 @@
 //! events back.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, Output};
+use crate::common::{self, Output, drain, join};
 use crate::plugins;
 
 /// The folder of the scenario fixtures, relative to the repository root.
@@ -198,21 +197,6 @@ impl Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
-
-fn join(reader: thread::JoinHandle<Vec<u8>>) -> String {
-    let bytes = reader.join().expect("the pipe reader should not panic");
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The lines of an events file, in order, each parsed as JSON.
