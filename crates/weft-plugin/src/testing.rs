@@ -17,6 +17,7 @@
 //! ```
 
 use std::ffi::c_void;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -183,6 +184,55 @@ impl TestCall {
             rebuilt = rebuilt.with_details(details);
         }
         Err(rebuilt)
+    }
+}
+
+/// A folder of its own for one test, under the system's temporary folder, removed when
+/// dropped: for jobs that read or write files.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new, empty folder named after the process and `test`.
+    ///
+    /// # Panics
+    ///
+    /// When the folder cannot be made.
+    pub fn new(test: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("weft-test-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("the scratch folder can be made");
+        Self(path)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path under the folder, as a string (job inputs name files as strings).
+    pub fn join(&self, relative: &str) -> String {
+        self.0.join(relative).to_string_lossy().into_owned()
+    }
+
+    /// Writes `bytes` to `relative`, making the folders on the way, and returns its path.
+    ///
+    /// # Panics
+    ///
+    /// When the file cannot be written.
+    pub fn write(&self, relative: &str, bytes: impl AsRef<[u8]>) -> String {
+        let path = self.0.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("the scratch folders can be made");
+        }
+        std::fs::write(&path, bytes).expect("the scratch file can be written");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -213,7 +213,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
             () = shared.run.token.cancelled(), if !stopped => {
                 stopped = true;
             }
-            () = async { if let Some(halt) = &halt { halt.cancelled().await } else { std::future::pending().await } }, if !stopped => {
+            () = halted(&halt), if !stopped => {
                 stopped = true;
             }
             permits = acquire(&permits, &shared.run.run_permits), if can_start => {

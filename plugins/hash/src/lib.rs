@@ -108,37 +108,14 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::process::Command;
 
     use serde_json::{Value, json};
-    use weft_plugin::testing::TestCall;
+    use weft_plugin::testing::{Scratch, TestCall};
 
     use super::*;
 
     /// A folder of its own under the system's temporary folder, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(test: &str) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("weft-hash-{}-{test}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
-        }
-
-        fn join(&self, name: &str) -> String {
-            self.0.join(name).to_str().unwrap().to_owned()
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn sha256(input: Value) -> Result<String, JobError> {
         let output = TestCall::new().run(&Sha256, input)?;
         Ok(output["sha256"].as_str().unwrap().to_owned())

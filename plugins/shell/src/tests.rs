@@ -4,32 +4,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_plugin::testing::TestCall;
+use weft_plugin::testing::{Scratch, TestCall};
 
 use super::*;
 
 /// A folder of its own under the system's temporary folder, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("weft-shell-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn join(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run(input: Value) -> Result<Value, JobError> {
     TestCall::new().run(&Run, input)
 }
@@ -150,7 +129,7 @@ fn run_runs_in_cwd() {
     let printed = PathBuf::from(output["stdout"].as_str().unwrap().trim_end());
     assert_eq!(
         printed.canonicalize().unwrap(),
-        scratch.0.canonicalize().unwrap()
+        scratch.path().canonicalize().unwrap()
     );
 }
 

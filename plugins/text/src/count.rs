@@ -83,7 +83,7 @@ mod tests {
 
     use super::*;
     use crate::CHUNK_SIZE;
-    use crate::scratch::Scratch;
+    use weft_plugin::testing::Scratch;
 
     fn count(path: &str) -> Counts {
         let output = TestCall::new()

@@ -85,7 +85,7 @@ mod tests {
     use weft_plugin::testing::TestCall;
 
     use super::*;
-    use crate::scratch::Scratch;
+    use weft_plugin::testing::Scratch;
 
     #[test]
     fn words_are_lowercased_and_counted_across_punctuation() {

@@ -149,7 +149,7 @@ mod tests {
     use weft_plugin::testing::TestCall;
 
     use super::*;
-    use crate::scratch::Scratch;
+    use weft_plugin::testing::Scratch;
 
     fn list(input: Value) -> Result<Vec<String>, JobError> {
         let output = TestCall::new().run(&ListFiles, input)?;

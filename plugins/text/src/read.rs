@@ -49,7 +49,7 @@ mod tests {
     use weft_plugin::testing::TestCall;
 
     use super::*;
-    use crate::scratch::Scratch;
+    use weft_plugin::testing::Scratch;
 
     #[test]
     fn read_returns_the_text_of_a_file() {
