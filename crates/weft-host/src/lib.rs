@@ -13,11 +13,13 @@
 //! engine sees safe [`Job`] handles that take and return JSON.
 
 mod call;
+mod cancel;
 mod check;
 mod discover;
 mod plugin;
 
-pub use call::{CallOptions, CancelFlag, Failure, FailureKind, LogLevel, MAX_OUTPUT_BYTES};
+pub use call::{CallOptions, Failure, FailureKind, LogLevel, MAX_OUTPUT_BYTES};
+pub use cancel::CancelFlag;
 pub use check::{check, search_for};
 pub use discover::{Catalog, Conflict, PATH_VARIABLE, Rejected, SearchPath};
 pub use plugin::{InputProblem, Job, LoadError, Plugin, is_plugin_name, load};
