@@ -115,17 +115,21 @@ struct HostCall<'a> {
     emitted: Mutex<Emitted>,
 }
 
-/// Calls a job's entry with `input` (UTF-8 JSON).
+/// How a call's output is read: parsed into a tree, or checked and kept as text.
+pub(crate) type ReadOutput<T> = fn(String) -> Result<T, serde_json::Error>;
+
+/// Calls a job's entry with `input` (UTF-8 JSON); `read` turns the output's text into `T`.
 ///
 /// # Safety
 ///
 /// `call` and `data` come from a loaded plugin's descriptor that passed the host's checks.
-pub(crate) unsafe fn call(
+pub(crate) unsafe fn call<T>(
     call: abi::JobFn,
     data: *const c_void,
     input: &[u8],
     options: &CallOptions<'_>,
-) -> Result<Value, Failure> {
+    read: ReadOutput<T>,
+) -> Result<T, Failure> {
     let host = HostCall {
         options,
         emitted: Mutex::new(Emitted::default()),
@@ -156,13 +160,13 @@ pub(crate) unsafe fn call(
         .emitted
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    outcome(status, emitted)
+    outcome(status, emitted, read)
 }
 
-fn outcome(status: i32, emitted: Emitted) -> Result<Value, Failure> {
+fn outcome<T>(status: i32, emitted: Emitted, read: ReadOutput<T>) -> Result<T, Failure> {
     if status == abi::STATUS_OK {
         return match emitted.output {
-            Some(Ok(bytes)) => parse_output(&bytes),
+            Some(Ok(bytes)) => read_output(bytes, read),
             Some(Err(size)) => Err(too_large("output", size)),
             None => Err(Failure::invalid_output(
                 "the job reported success but handed back no output".to_owned(),
@@ -198,14 +202,14 @@ fn outcome(status: i32, emitted: Emitted) -> Result<Value, Failure> {
     Err(failure)
 }
 
-fn parse_output(bytes: &[u8]) -> Result<Value, Failure> {
-    let text = std::str::from_utf8(bytes).map_err(|error| {
+fn read_output<T>(bytes: Vec<u8>, read: ReadOutput<T>) -> Result<T, Failure> {
+    let text = String::from_utf8(bytes).map_err(|error| {
         Failure::invalid_output(format!(
             "the job's output is not UTF-8: invalid byte at offset {}",
-            error.valid_up_to()
+            error.utf8_error().valid_up_to()
         ))
     })?;
-    serde_json::from_str(text)
+    read(text)
         .map_err(|error| Failure::invalid_output(format!("the job's output is not JSON: {error}")))
 }
 
@@ -297,9 +301,13 @@ unsafe extern "C" fn host_log(host: *const c_void, level: u32, message: abi::Byt
 mod tests {
     use super::*;
 
+    fn parse(text: String) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&text)
+    }
+
     #[test]
     fn success_without_output_is_a_failure() {
-        let failure = outcome(abi::STATUS_OK, Emitted::default()).unwrap_err();
+        let failure = outcome(abi::STATUS_OK, Emitted::default(), parse).unwrap_err();
         assert_eq!(failure.kind, FailureKind::InvalidOutput);
     }
 
@@ -309,7 +317,7 @@ mod tests {
             output: Some(Ok(vec![b'"', 0xff, b'"'])),
             error: None,
         };
-        let failure = outcome(abi::STATUS_OK, emitted).unwrap_err();
+        let failure = outcome(abi::STATUS_OK, emitted, parse).unwrap_err();
         assert_eq!(
             failure.message,
             "the job's output is not UTF-8: invalid byte at offset 1"
@@ -322,7 +330,7 @@ mod tests {
             output: None,
             error: Some(Ok(br#"{"message":"nope","retryable":false}"#.to_vec())),
         };
-        let failure = outcome(abi::STATUS_ERROR, emitted).unwrap_err();
+        let failure = outcome(abi::STATUS_ERROR, emitted, parse).unwrap_err();
         assert_eq!(
             (failure.message.as_str(), failure.retryable),
             ("nope", false)

@@ -16,6 +16,10 @@
 //!   time an expression reads them, and at most once per scope.
 //! - A [`Template`]: a stage's `with` compiled once. Rendering it for one item builds a small
 //!   context object (`item`, `index`, then the scope's names) rather than copying the scope.
+//! - Lookups: an expression that only names `stages.ID.output`, `stages.ID.outputs` or
+//!   `inputs.NAME` is read straight from the records, and a job's input is written as JSON
+//!   text ([`Template::render_text`]) with the outputs copied as the jobs wrote them. A fan-in
+//!   of a million outputs is then a copy of bytes, not two conversions of a million values.
 //! - Free functions for the rest of a stage: [`for_each_items`], [`matrix_items`],
 //!   [`condition`] and [`outputs`], which compile and evaluate in [`shared_environment`].
 //!
@@ -35,10 +39,11 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value, ValueKind};
 use minijinja::{Environment, ErrorKind, Expression, State};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 use weft_spec::expr::{self, Piece};
 use weft_spec::{Condition, ForEach, Matrix, type_name};
 
-use crate::state::{StageRecord, StatusFlags};
+use crate::state::{Output, StageRecord, StatusFlags, parse};
 
 /// The context variable the status functions read the scope's flags from. It is not an
 /// identifier, so no expression can name it.
@@ -267,11 +272,15 @@ impl Scope {
         reads: impl IntoIterator<Item = (&'a str, R)>,
         status: StatusFlags,
     ) -> Scope {
-        let stages: BTreeMap<String, Value> = reads
+        let records: BTreeMap<String, Arc<StageRecord>> = reads
             .into_iter()
+            .map(|(id, record)| (id.to_owned(), record.share()))
+            .collect();
+        let stages: BTreeMap<String, Value> = records
+            .iter()
             .map(|(id, record)| {
-                let stage = StageObject::new(record.share());
-                (id.to_owned(), Value::from_object(stage))
+                let stage = StageObject::new(record.clone());
+                (id.clone(), Value::from_object(stage))
             })
             .collect();
         let run = JsonMap(IndexMap::from([
@@ -281,6 +290,8 @@ impl Scope {
 
         let root = Root {
             inputs: to_minijinja(inputs),
+            inputs_json: inputs.clone(),
+            records,
             run: Value::from_object(run),
             env: Value::from_object(ProcessEnv),
             stages: Value::from(stages),
@@ -297,6 +308,16 @@ impl Scope {
         self.status
     }
 
+    /// Reads what a [`Lookup`] names; `None` when the name is not in the scope.
+    fn find(&self, lookup: &Lookup) -> Option<Found<'_>> {
+        let root = &*self.root;
+        Some(match lookup {
+            Lookup::Input(name) => Found::Json(root.inputs_json.get(name)?),
+            Lookup::Output(stage) => Found::Text(root.records.get(stage)?.output_text()),
+            Lookup::Outputs(stage) => Found::Outputs(&root.records.get(stage)?.outputs),
+        })
+    }
+
     /// The context of one evaluation: the scope's names, plus `item` and `index` when given.
     fn context(&self, item: Option<(&Json, usize)>) -> Value {
         Value::from_object(Context {
@@ -310,6 +331,9 @@ impl Scope {
 #[derive(Debug)]
 struct Root {
     inputs: Value,
+    /// The inputs and the records again, as they are, for [`Lookup`]s.
+    inputs_json: Json,
+    records: BTreeMap<String, Arc<StageRecord>>,
     run: Value,
     env: Value,
     stages: Value,
@@ -430,7 +454,11 @@ impl Object for StageObject {
             "status" => Some(Value::from(self.record.status.as_str())),
             "output" => Some(self.cached(&self.output, |record| to_minijinja(&record.output()))),
             "outputs" => Some(self.cached(&self.outputs, |record| {
-                Value::from(record.outputs.iter().map(to_minijinja).collect::<Vec<_>>())
+                Value::from(
+                    (0..record.outputs.len())
+                        .map(|index| to_minijinja(&record.output_of(index)))
+                        .collect::<Vec<_>>(),
+                )
             })),
             "results" => Some(self.cached(&self.results, |record| {
                 Value::from(
@@ -597,10 +625,101 @@ fn with_article(value: &Json) -> String {
     }
 }
 
+/// An expression that only names a value: `stages.ID.output`, `stages.ID.outputs` or
+/// `inputs.NAME`. These are the usual `for_each` of a fan-out and input of a fan-in, and they
+/// are read straight from the records, as JSON text where the record keeps text, so that a
+/// million outputs reach a fan-in without being converted to MiniJinja values and back.
+///
+/// When the name is not found, the expression is evaluated by MiniJinja as any other, so
+/// errors read the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lookup {
+    Output(String),
+    Outputs(String),
+    Input(String),
+}
+
+impl Lookup {
+    fn parse(source: &str) -> Option<Self> {
+        let mut names = source.trim().split('.');
+        let lookup = match (names.next()?, names.next()?, names.next()) {
+            ("stages", stage, Some("output")) => Self::Output(stage.to_owned()),
+            ("stages", stage, Some("outputs")) => Self::Outputs(stage.to_owned()),
+            ("inputs", name, None) => Self::Input(name.to_owned()),
+            _ => return None,
+        };
+        let name = match &lookup {
+            Self::Output(name) | Self::Outputs(name) | Self::Input(name) => name,
+        };
+        (names.next().is_none() && is_identifier(name)).then_some(lookup)
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
+}
+
+/// What a [`Lookup`] found.
+enum Found<'a> {
+    Json(&'a Json),
+    /// One output, `None` being `null`.
+    Text(Option<&'a RawValue>),
+    Outputs(&'a [Option<Output>]),
+}
+
+impl Found<'_> {
+    fn to_json(&self) -> Json {
+        match self {
+            Found::Json(value) => (*value).clone(),
+            Found::Text(text) => parse(*text),
+            Found::Outputs(outputs) => Json::Array(
+                outputs
+                    .iter()
+                    .map(|output| parse(output.as_deref()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Writes the value as JSON text, copying outputs as they are.
+    fn write(&self, out: &mut Vec<u8>) {
+        fn text(out: &mut Vec<u8>, output: Option<&RawValue>) {
+            out.extend_from_slice(output.map_or("null", RawValue::get).as_bytes());
+        }
+        match self {
+            Found::Json(value) => write_json(out, value),
+            Found::Text(output) => text(out, *output),
+            Found::Outputs(outputs) => {
+                out.push(b'[');
+                for (position, output) in outputs.iter().enumerate() {
+                    if position > 0 {
+                        out.push(b',');
+                    }
+                    text(out, output.as_deref());
+                }
+                out.push(b']');
+            }
+        }
+    }
+}
+
+/// Appends `value` as JSON text.
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    // Writing a JSON value into memory cannot fail: its keys are strings and its numbers are
+    // finite.
+    let _ = serde_json::to_writer(out, value);
+}
+
 /// One expression, compiled.
 struct Compiled {
     source: String,
     expression: Expression<'static, 'static>,
+    /// Set when the expression only names a value that can be read without MiniJinja.
+    lookup: Option<Lookup>,
 }
 
 impl fmt::Debug for Compiled {
@@ -623,6 +742,7 @@ impl Compiled {
         Ok(Self {
             source: source.to_owned(),
             expression,
+            lookup: Lookup::parse(source),
         })
     }
 
@@ -718,6 +838,19 @@ impl Template {
         self.root.render(&mut context)
     }
 
+    /// Renders the value as JSON text, the form a job's input takes: the same value as
+    /// [`Template::render`], without building it as a tree first.
+    pub fn render_text(
+        &self,
+        scope: &Scope,
+        item: Option<(&Json, usize)>,
+    ) -> Result<Vec<u8>, EvalError> {
+        let mut out = Vec::with_capacity(64);
+        let mut context = RenderContext::lazy(scope, item);
+        self.root.write(&mut context, &mut out)?;
+        Ok(out)
+    }
+
     /// Whether the template holds no expression at all: then [`Template::render`] returns a
     /// clone of the literal value, the same for every item.
     pub fn is_literal(&self) -> bool {
@@ -809,7 +942,7 @@ impl Node {
                 .item
                 .map(|(_, index)| Json::from(index))
                 .ok_or_else(|| undefined("index")),
-            Node::Whole(compiled) => compiled.json(context.value()),
+            Node::Whole(compiled) => context.whole(compiled),
             Node::Text(parts) => {
                 let mut out = String::new();
                 for part in parts {
@@ -831,6 +964,51 @@ impl Node {
                 .collect::<Result<serde_json::Map<_, _>, EvalError>>()
                 .map(Json::Object),
         }
+    }
+}
+
+impl Node {
+    /// Renders straight to JSON text, with no JSON tree built for lookups and items.
+    fn write(&self, context: &mut RenderContext<'_>, out: &mut Vec<u8>) -> Result<(), EvalError> {
+        match self {
+            Node::Literal(value) => write_json(out, value),
+            Node::Item => {
+                let (item, _) = context.item.ok_or_else(|| undefined("item"))?;
+                write_json(out, item);
+            }
+            Node::Index => {
+                let (_, index) = context.item.ok_or_else(|| undefined("index"))?;
+                write_json(out, &index);
+            }
+            Node::Whole(compiled) => match context.found(compiled) {
+                Some(found) => found.write(out),
+                None => write_json(out, &compiled.json(context.value())?),
+            },
+            Node::Text(_) => write_json(out, &self.render(context)?),
+            Node::Array(nodes) => {
+                out.push(b'[');
+                for (position, node) in nodes.iter().enumerate() {
+                    if position > 0 {
+                        out.push(b',');
+                    }
+                    node.write(context, out)?;
+                }
+                out.push(b']');
+            }
+            Node::Object(entries) => {
+                out.push(b'{');
+                for (position, (key, node)) in entries.iter().enumerate() {
+                    if position > 0 {
+                        out.push(b',');
+                    }
+                    write_json(out, key.as_str());
+                    out.push(b':');
+                    node.write(context, out)?;
+                }
+                out.push(b'}');
+            }
+        }
+        Ok(())
     }
 }
 
@@ -860,6 +1038,22 @@ impl<'a> RenderContext<'a> {
     fn value(&mut self) -> &Value {
         let (scope, item) = (self.scope, self.item);
         self.value.get_or_insert_with(|| scope.context(item))
+    }
+
+    /// The value of a whole expression: looked up when it only names a value in the scope,
+    /// evaluated otherwise.
+    fn whole(&mut self, compiled: &Compiled) -> Result<Json, EvalError> {
+        match self.found(compiled) {
+            Some(found) => Ok(found.to_json()),
+            None => compiled.json(self.value()),
+        }
+    }
+
+    fn found(&self, compiled: &Compiled) -> Option<Found<'a>> {
+        compiled
+            .lookup
+            .as_ref()
+            .and_then(|lookup| self.scope.find(lookup))
     }
 }
 
@@ -951,7 +1145,8 @@ fn list(items: &ForEach, scope: &Scope, what: &str) -> Result<Vec<Json>, EvalErr
                 what: what.to_owned(),
                 text: text.clone(),
             })?;
-            match Compiled::new(shared_environment(), source)?.json(&scope.context(None))? {
+            let compiled = Compiled::new(shared_environment(), source)?;
+            match RenderContext::lazy(scope, None).whole(&compiled)? {
                 Json::Array(items) => Ok(items),
                 other => Err(EvalError::NotAList {
                     what: what.to_owned(),
@@ -1042,14 +1237,18 @@ mod tests {
         record.status = StageStatus::Succeeded;
         record.items = Arc::new((0..outputs.len()).map(|index| json!(index)).collect());
         record.jobs = vec![JobStatus::Succeeded; outputs.len()];
-        record.outputs = outputs;
+        record.outputs = outputs.iter().map(raw).collect();
         record
+    }
+
+    fn raw(value: &Json) -> Option<crate::state::Output> {
+        Some(serde_json::value::to_raw_value(value).unwrap())
     }
 
     fn single(status: StageStatus, output: Json) -> StageRecord {
         let mut record = StageRecord::pending(false);
         record.status = status;
-        record.outputs = vec![output];
+        record.outputs = vec![raw(&output)];
         record.jobs = vec![if status == StageStatus::Succeeded {
             JobStatus::Succeeded
         } else {
@@ -1236,6 +1435,97 @@ mod tests {
         .unwrap();
 
         assert_eq!(rendered, json!([null, "failed", ["a"]]));
+    }
+
+    #[test]
+    fn lookups_of_outputs_and_inputs_skip_minijinja() {
+        let parsed = |source: &str| Lookup::parse(source);
+
+        assert_eq!(
+            parsed(" stages.count.outputs "),
+            Some(Lookup::Outputs("count".into()))
+        );
+        assert_eq!(
+            parsed("stages.count.output"),
+            Some(Lookup::Output("count".into()))
+        );
+        assert_eq!(parsed("inputs.dir"), Some(Lookup::Input("dir".into())));
+        for other in [
+            "stages.count.output.files",
+            "stages.count.results",
+            "stages.count",
+            "inputs.dir | upper",
+            "inputs.a-b",
+            "inputs",
+            "item",
+        ] {
+            assert_eq!(parsed(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn rendering_as_text_gives_the_same_value_as_rendering_a_tree() {
+        let count = succeeded(vec![json!({"words": 3}), Json::Null, json!([1.5, "é"])]);
+        let failed = single(StageStatus::Failed, json!({"files": ["a"]}));
+        let scope = scope_with(&[("count", &count), ("failed", &failed)], OK);
+        let item = json!({"name": "a.txt"});
+
+        for template in [
+            json!({"values": "${{ stages.count.outputs }}", "n": "${{ inputs.count }}"}),
+            json!([
+                "${{ stages.failed.output }}",
+                "${{ stages.count.outputs | length }}"
+            ]),
+            json!({"path": "${{ inputs.dir }}/${{ item.name }}", "at": "${{ index }}"}),
+            json!({"item": "${{ item }}", "tags": "${{ inputs.tags }}", "fixed": [1, {"k": null}]}),
+        ] {
+            let compiled = Template::compile(shared_environment(), &template).unwrap();
+            let tree = compiled.render(&scope, Some((&item, 2))).unwrap();
+            let text = compiled.render_text(&scope, Some((&item, 2))).unwrap();
+
+            let reread: Json = serde_json::from_slice(&text).unwrap();
+            assert_eq!(reread, tree, "{template}");
+        }
+    }
+
+    #[test]
+    fn outputs_reach_a_fan_in_as_the_jobs_wrote_them() {
+        let mut count = succeeded(vec![Json::Null, Json::Null]);
+        count.outputs = vec![
+            Some(RawValue::from_string(r#"{"b":1,"a":2}"#.to_owned()).unwrap()),
+            None,
+        ];
+        let scope = scope_with(&[("count", &count)], OK);
+        let template = Template::compile(
+            shared_environment(),
+            &json!({"v": "${{ stages.count.outputs }}"}),
+        )
+        .unwrap();
+
+        let text = template.render_text(&scope, None).unwrap();
+
+        assert_eq!(text, br#"{"v":[{"b":1,"a":2},null]}"#);
+    }
+
+    #[test]
+    fn a_lookup_of_a_name_outside_the_scope_fails_as_minijinja_does() {
+        let scope = scope();
+
+        let error = render(json!("${{ stages.missing.outputs }}"), &scope, None).unwrap_err();
+
+        assert_eq!(
+            error,
+            EvalError::Eval {
+                expression: "stages.missing.outputs".into(),
+                detail: "undefined value".into()
+            }
+        );
+        assert_eq!(
+            render(json!("${{ inputs.nothing }}"), &scope, None).unwrap_err(),
+            EvalError::Undefined {
+                expression: "inputs.nothing".into()
+            }
+        );
     }
 
     #[test]

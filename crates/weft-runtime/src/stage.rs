@@ -20,7 +20,7 @@ use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
 use crate::pool::{Lane, Pool};
 use crate::run::emit;
-use crate::state::{ErrorInfo, JobStatus, StageRecord, StageStatus};
+use crate::state::{ErrorInfo, JobStatus, Output, StageRecord, StageStatus};
 
 /// Everything a stage needs to run.
 pub(crate) struct StageRun {
@@ -45,7 +45,7 @@ pub(crate) struct StageRun {
 /// How one job ended.
 struct JobEnd {
     status: JobStatus,
-    output: Value,
+    output: Option<Output>,
     error: Option<ErrorInfo>,
     attempts: u32,
     /// Where the last attempt ran, if it reached a worker thread and returned.
@@ -56,7 +56,7 @@ impl JobEnd {
     fn new(status: JobStatus, attempts: u32, error: Option<ErrorInfo>) -> Self {
         Self {
             status,
-            output: Value::Null,
+            output: None,
             error,
             attempts,
             worker: None,
@@ -128,7 +128,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
 
     let jobs = if fan_out { items.len() } else { 1 };
     record.items = Arc::new(items);
-    record.outputs = vec![Value::Null; jobs];
+    record.outputs = vec![None; jobs];
     record.jobs = vec![JobStatus::Cancelled; jobs];
 
     let descriptor = &run.plugin.jobs[run.job];
@@ -170,9 +170,8 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
 
     let literal_input = match &template {
         Some(template) if template.is_literal() => template
-            .render(&shared.run.scope, None)
+            .render_text(&shared.run.scope, None)
             .ok()
-            .and_then(|value| serde_json::to_vec(&value).ok())
             .map(Arc::<[u8]>::from),
         None => Some(Arc::from(&b"{}"[..])),
         Some(_) => None,
@@ -302,15 +301,13 @@ fn render(
     item: Option<&Value>,
     index: usize,
 ) -> Result<Arc<[u8]>, ErrorInfo> {
-    let value = match template {
+    match template {
         Some(template) => template
-            .render(scope, item.map(|item| (item, index)))
-            .map_err(|error| ErrorInfo::fatal(format!("`with` did not render: {error}")))?,
-        None => Value::Object(Default::default()),
-    };
-    serde_json::to_vec(&value)
-        .map(Arc::from)
-        .map_err(|error| ErrorInfo::fatal(format!("the input is not JSON: {error}")))
+            .render_text(scope, item.map(|item| (item, index)))
+            .map(Arc::from)
+            .map_err(|error| ErrorInfo::fatal(format!("`with` did not render: {error}"))),
+        None => Ok(Arc::from(&b"{}"[..])),
+    }
 }
 
 async fn acquire(
@@ -337,7 +334,7 @@ fn settle(record: &mut StageRecord, index: usize, end: JobEnd) {
 
 /// What waiting for an attempt gave.
 enum Waited {
-    Returned(Result<Value, Failure>, WorkerSpan),
+    Returned(Result<Output, Failure>, WorkerSpan),
     Lost,
     TimedOut,
     Cancelled,
@@ -411,7 +408,7 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
                 };
                 let start = SystemTime::now();
                 let clock = Instant::now();
-                let result = plugin.jobs[job].call(&input, &options);
+                let result = plugin.jobs[job].call_raw(&input, &options);
                 let span = WorkerSpan {
                     thread: worker_number(),
                     start,
@@ -437,7 +434,7 @@ async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
         let (failure, timed_out) = match waited {
             Waited::Returned(Ok(output), span) => {
                 let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(Some(span));
-                end.output = output;
+                end.output = Some(output);
                 return finished(shared, index, end, started);
             }
             Waited::Returned(Err(failure), span) => {

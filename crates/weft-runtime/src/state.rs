@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// The state of a stage.
@@ -115,6 +116,19 @@ impl ErrorInfo {
     }
 }
 
+/// A job's output as the plugin wrote it: JSON text, checked but not parsed. A fan-out's
+/// outputs are mostly passed on whole to a fan-in, so they are parsed only when an
+/// expression reads inside them.
+pub type Output = Box<RawValue>;
+
+/// Parses an output checked when it was received; `None` is `null`.
+pub fn parse(output: Option<&RawValue>) -> Value {
+    // The text was checked to be JSON when the job returned, so this parse succeeds.
+    output.map_or(Value::Null, |text| {
+        serde_json::from_str(text.get()).unwrap_or(Value::Null)
+    })
+}
+
 /// Everything known about a stage once it is final (or while it runs, partly).
 #[derive(Clone, Debug)]
 pub struct StageRecord {
@@ -124,8 +138,9 @@ pub struct StageRecord {
     pub fan_out: bool,
     /// The fan-out's items, in order (empty for a single job).
     pub items: Arc<Vec<Value>>,
-    /// One output per job, in item order; `null` for a job that did not succeed.
-    pub outputs: Vec<Value>,
+    /// One output per job, in item order; `None` (`null` to expressions) for a job that did
+    /// not succeed.
+    pub outputs: Vec<Option<Output>>,
     /// One final state per job, in item order.
     pub jobs: Vec<JobStatus>,
     /// The errors of the jobs that failed, by item index.
@@ -155,13 +170,24 @@ impl StageRecord {
         }
     }
 
+    /// `stages.ID.output` as text: the single job's output, `None` unless the stage
+    /// succeeded.
+    pub fn output_text(&self) -> Option<&RawValue> {
+        if self.status == StageStatus::Succeeded {
+            self.outputs.first()?.as_deref()
+        } else {
+            None
+        }
+    }
+
     /// `stages.ID.output`: the single job's output, `null` unless the stage succeeded.
     pub fn output(&self) -> Value {
-        if self.status == StageStatus::Succeeded {
-            self.outputs.first().cloned().unwrap_or(Value::Null)
-        } else {
-            Value::Null
-        }
+        parse(self.output_text())
+    }
+
+    /// The output of job `index`, parsed; `null` when it has none.
+    pub fn output_of(&self, index: usize) -> Value {
+        parse(self.outputs.get(index).and_then(Option::as_deref))
     }
 
     /// `stages.ID.results`: per job `{index, item, status, output, error}`.
@@ -174,7 +200,7 @@ impl StageRecord {
                     "index": index,
                     "item": self.items.get(index).cloned().unwrap_or(Value::Null),
                     "status": status.as_str(),
-                    "output": self.outputs.get(index).cloned().unwrap_or(Value::Null),
+                    "output": self.output_of(index),
                     "error": self.errors.get(&index),
                 })
             })
