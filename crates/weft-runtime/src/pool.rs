@@ -9,14 +9,20 @@
 //! the queue never holds more than the slots, and stages waiting for slots are served in
 //! turn, so one wide fan-out does not starve another branch.
 //!
+//! The pool deals in batches, because per-job hand-offs cost more than a short job: a stage
+//! takes as many free slots as it can use in one step ([`Pool::try_slots`]), queues its jobs
+//! under one lock ([`Pool::submit`]), wakes only threads that are idle, and gives slots back
+//! many at a time ([`Slots::release`]).
+//!
 //! # Abandoned jobs
 //!
-//! A cancelled job that does not return within the grace period is abandoned: its slot is
-//! given back at once and a new thread replaces its own, which ends when the job finally
-//! returns. Abandoned jobs never shrink the pool.
+//! A cancelled job that does not return within the grace period is abandoned: its stage
+//! gives its slot back at once and starts a thread in its place ([`Pool::replace_thread`]);
+//! the stuck thread ends when the job finally returns, because its task says so. Abandoned
+//! jobs never shrink the pool.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -52,29 +58,9 @@ pub enum Lane {
     Waiting,
 }
 
-/// A queued job; it returns whether its thread must retire (its job was abandoned and a
-/// replacement took the thread's place).
-type Task = Box<dyn FnOnce() -> bool + Send>;
-
-/// One job's place in the pool, from queueing to return (or abandonment).
-pub struct Ticket {
-    permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
-    abandoned: Arc<AtomicBool>,
-    lane: Lane,
-}
-
-impl Ticket {
-    /// Gives the slot back and replaces the thread the job is stuck on: called when a
-    /// cancelled job did not return within the grace period.
-    pub fn abandon(self, pool: &Pool) {
-        self.abandoned.store(true, Ordering::SeqCst);
-        self.permit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        pool.lane(self.lane).replace_thread();
-    }
-}
+/// A queued job. It returns whether its thread must retire: true when the job was abandoned
+/// and a replacement took the thread's place.
+pub type Task = Box<dyn FnOnce() -> bool + Send>;
 
 /// The shared worker pool. Cloning it is cheap; every clone is the same pool.
 #[derive(Clone)]
@@ -117,12 +103,12 @@ impl Pool {
         self.lane(lane).slots
     }
 
-    /// Waits for a slot in `lane`, fairly (first come, first served).
+    /// Waits for one slot in `lane`, fairly (first come, first served).
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: a future dropped before it completes holds no slot.
-    pub async fn slot(&self, lane: Lane) -> Slot {
+    pub async fn slot(&self, lane: Lane) -> Slots {
         let permit = self
             .lane(lane)
             .semaphore
@@ -130,28 +116,35 @@ impl Pool {
             .acquire_owned()
             .await
             .unwrap_or_else(|_| unreachable!("the pool's semaphores are never closed"));
-        Slot { permit, lane }
+        Slots {
+            permit: Some(permit),
+        }
     }
 
-    /// Runs `task` on a thread of the slot's lane. The slot is held until the task returns or
-    /// its [`Ticket`] is abandoned.
-    pub fn run(&self, slot: Slot, task: impl FnOnce() + Send + 'static) -> Ticket {
-        let permit = Arc::new(Mutex::new(Some(slot.permit)));
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let ticket = Ticket {
-            permit: permit.clone(),
-            abandoned: abandoned.clone(),
-            lane: slot.lane,
-        };
-        let lane = self.lane(slot.lane);
-        lane.push(Box::new(move || {
-            // A panic here is the engine's own bug, not the plugin's (the SDK catches those):
-            // the thread survives it, and the job's result is lost, which its caller sees.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
-            permit.lock().unwrap_or_else(PoisonError::into_inner).take();
-            abandoned.load(Ordering::SeqCst)
-        }));
-        ticket
+    /// Takes up to `most` slots of `lane` that are free now, without waiting; `None` when
+    /// none is.
+    pub fn try_slots(&self, lane: Lane, most: usize) -> Option<Slots> {
+        let semaphore = &self.lane(lane).semaphore;
+        let count = most.min(semaphore.available_permits());
+        let count = u32::try_from(count).ok().filter(|count| *count > 0)?;
+        let permit = semaphore.clone().try_acquire_many_owned(count).ok()?;
+        Some(Slots {
+            permit: Some(permit),
+        })
+    }
+
+    /// Queues `tasks` on the threads of `lane`, in order. The caller holds a slot for each
+    /// from before this call until the task returns (or is abandoned).
+    pub fn submit(&self, lane: Lane, tasks: Vec<Task>) {
+        if !tasks.is_empty() {
+            self.lane(lane).push(tasks);
+        }
+    }
+
+    /// Starts a thread in place of one stuck in an abandoned job. That thread ends when the
+    /// job finally returns, as its task tells it to.
+    pub fn replace_thread(&self, lane: Lane) {
+        self.lane(lane).spawn_thread();
     }
 
     /// Threads alive in each lane, (compute, waiting), for tests and reports.
@@ -163,10 +156,40 @@ impl Pool {
     }
 }
 
-/// A slot in a lane: the right to queue one job.
-pub struct Slot {
-    permit: OwnedSemaphorePermit,
-    lane: Lane,
+/// Slots of one lane: each is the right to queue one job. Dropped, they are free again.
+#[derive(Default)]
+pub struct Slots {
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Slots {
+    /// How many slots these are.
+    pub fn count(&self) -> usize {
+        self.permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Adds `other`, which must be of the same lane.
+    pub fn merge(&mut self, other: Slots) {
+        match (&mut self.permit, other.permit) {
+            (Some(permit), Some(other)) => permit.merge(other),
+            (mine, other) => {
+                if mine.is_none() {
+                    *mine = other;
+                }
+            }
+        }
+    }
+
+    /// Frees `count` of the slots (at most all of them) at once.
+    pub fn release(&mut self, count: usize) {
+        if count >= self.count() {
+            self.permit = None;
+        } else if let Some(permit) = &mut self.permit {
+            drop(permit.split(count));
+        }
+    }
 }
 
 struct LaneState {
@@ -196,24 +219,26 @@ impl LaneState {
         })
     }
 
-    fn push(self: &Arc<Self>, task: Task) {
+    fn push(self: &Arc<Self>, tasks: Vec<Task>) {
+        let added = tasks.len();
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.push_back(task);
+        queue.extend(tasks);
         let waiting = queue.len();
         // Read under the lock: a thread counts itself idle before it waits, holding the lock.
         let idle = self.idle.load(Ordering::SeqCst);
         drop(queue);
 
-        if self.grows && idle < waiting && self.alive.load(Ordering::SeqCst) < self.max_threads {
-            self.spawn_thread();
-        } else if idle > 0 {
-            // Waking a thread costs a system call: only when one is waiting.
+        // Waking a thread costs a system call: only as many as there are idle and new tasks.
+        for _ in 0..idle.min(added) {
             self.ready.notify_one();
         }
-    }
-
-    fn replace_thread(self: &Arc<Self>) {
-        self.spawn_thread();
+        if self.grows {
+            let mut missing = waiting.saturating_sub(idle);
+            while missing > 0 && self.alive.load(Ordering::SeqCst) < self.max_threads {
+                self.spawn_thread();
+                missing -= 1;
+            }
+        }
     }
 
     fn spawn_thread(self: &Arc<Self>) {
@@ -244,7 +269,11 @@ impl LaneState {
                     self.idle.fetch_sub(1, Ordering::SeqCst);
                 }
             };
-            if task() {
+            // A panic here is the engine's own bug, not the plugin's (the SDK catches those):
+            // the thread survives it.
+            let retire =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or(false);
+            if retire {
                 self.alive.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
@@ -266,26 +295,54 @@ mod tests {
             .unwrap()
     }
 
+    fn task(job: impl FnOnce() + Send + 'static) -> Task {
+        Box::new(move || {
+            job();
+            false
+        })
+    }
+
     #[test]
-    fn tasks_run_on_pool_threads_and_give_their_slot_back() {
+    fn tasks_run_on_pool_threads() {
         let pool = Pool::new(PoolConfig {
             workers: 2,
             wait_workers: 4,
         });
         let (sender, receiver) = mpsc::channel();
 
-        runtime().block_on(async {
-            for value in 0..10 {
-                let slot = pool.slot(Lane::Compute).await;
+        let tasks = (0..10)
+            .map(|value| {
                 let sender = sender.clone();
-                pool.run(slot, move || sender.send(value).unwrap());
-            }
-        });
+                task(move || sender.send(value).unwrap())
+            })
+            .collect();
+        pool.submit(Lane::Compute, tasks);
 
         let mut got: Vec<i32> = (0..10).map(|_| receiver.recv().unwrap()).collect();
         got.sort_unstable();
         assert_eq!(got, (0..10).collect::<Vec<_>>());
         assert_eq!(pool.threads().0, 2);
+    }
+
+    #[test]
+    fn slots_are_taken_without_waiting_up_to_what_is_free_and_come_back_when_released() {
+        let pool = Pool::new(PoolConfig {
+            workers: 1,
+            wait_workers: 3,
+        });
+
+        let mut held = pool.try_slots(Lane::Waiting, 2).unwrap();
+        held.merge(pool.try_slots(Lane::Waiting, 5).unwrap());
+        assert_eq!(held.count(), 3);
+        assert!(pool.try_slots(Lane::Waiting, 1).is_none());
+
+        held.release(2);
+        assert_eq!(held.count(), 1);
+        assert_eq!(pool.try_slots(Lane::Waiting, 5).unwrap().count(), 2);
+        held.release(1);
+        assert_eq!(held.count(), 0);
+        let one = runtime().block_on(pool.slot(Lane::Waiting));
+        assert_eq!(one.count(), 1);
     }
 
     #[test]
@@ -297,16 +354,14 @@ mod tests {
         let (sender, receiver) = mpsc::channel();
         let barrier = Arc::new(std::sync::Barrier::new(8));
 
-        runtime().block_on(async {
-            for _ in 0..8 {
-                let slot = pool.slot(Lane::Waiting).await;
-                let (sender, barrier) = (sender.clone(), barrier.clone());
-                pool.run(slot, move || {
-                    barrier.wait();
-                    sender.send(()).unwrap();
-                });
-            }
-        });
+        for _ in 0..8 {
+            let (sender, barrier) = (sender.clone(), barrier.clone());
+            let job = task(move || {
+                barrier.wait();
+                sender.send(()).unwrap();
+            });
+            pool.submit(Lane::Waiting, vec![job]);
+        }
 
         for _ in 0..8 {
             receiver
@@ -316,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_job_is_replaced_and_its_thread_ends_when_it_returns() {
+    fn a_replaced_thread_ends_when_its_task_returns() {
         let pool = Pool::new(PoolConfig {
             workers: 1,
             wait_workers: 1,
@@ -324,17 +379,15 @@ mod tests {
         let (release, stuck) = mpsc::channel::<()>();
         let (done, finished) = mpsc::channel();
 
-        let ticket = runtime().block_on(async {
-            let slot = pool.slot(Lane::Compute).await;
-            pool.run(slot, move || {
+        pool.submit(
+            Lane::Compute,
+            vec![Box::new(move || {
                 let _ = stuck.recv();
-            })
-        });
-        ticket.abandon(&pool);
-        runtime().block_on(async {
-            let slot = pool.slot(Lane::Compute).await;
-            pool.run(slot, move || done.send(()).unwrap());
-        });
+                true
+            })],
+        );
+        pool.replace_thread(Lane::Compute);
+        pool.submit(Lane::Compute, vec![task(move || done.send(()).unwrap())]);
 
         finished
             .recv_timeout(Duration::from_secs(10))

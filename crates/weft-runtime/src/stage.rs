@@ -4,21 +4,32 @@
 //! A fan-out never holds more than its parallelism of rendered inputs: an item's input is
 //! rendered when its job is about to be queued, and the number of jobs in flight is bounded
 //! by the stage's `max_parallel` and by the pool's slots.
+//!
+//! A job costs the scheduler no task, channel or timer of its own: the stage's one loop
+//! ([`Jobs`]) queues attempts in batches, worker threads leave results in the stage's inbox
+//! and wake the loop only for the first result after it last looked, and timeouts, grace
+//! periods and backoffs are deadlines in the stage's queues, served by one timer. Attempts
+//! without a timeout share the stage's cancellation flag, so cancelling a stage sets one flag
+//! however many jobs run.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 use weft_host::{CallOptions, CancelFlag, Failure, FailureKind, LogLevel, Plugin};
 use weft_spec::{Defaults, RetryPolicy, Stage};
 
 use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
-use crate::pool::{Lane, Pool};
+use crate::pool::{Lane, Pool, Slots, Task};
 use crate::run::emit;
 use crate::state::{ErrorInfo, JobStatus, Output, StageRecord, StageStatus};
 
@@ -79,13 +90,755 @@ fn worker_number() -> u64 {
     NUMBER.with(|number| *number)
 }
 
-/// What one job shares with the others of its stage.
-struct JobShared {
-    run: StageRun,
-    lane: Lane,
-    timeout: Option<Duration>,
-    retry: RetryPolicy,
+/// What a stage shares with the worker threads that run its jobs.
+struct Shared {
+    plugin: Arc<Plugin>,
+    job: usize,
+    run_id: Arc<str>,
+    stage_id: Arc<str>,
+    events: Option<Arc<dyn EventSink>>,
     fan_out: bool,
+    timeout: Option<Duration>,
+    grace: Duration,
+    /// The flag of every attempt that has no timeout, and so no flag of its own: cancelling
+    /// the stage sets it once, whatever the number of jobs running.
+    cancel: CancelFlag,
+    inbox: Inbox,
+}
+
+/// Where worker threads leave the results of a stage's attempts, for the stage to take all
+/// at once.
+#[derive(Default)]
+struct Inbox {
+    done: Mutex<Vec<Done>>,
+    wake: Notify,
+}
+
+impl Inbox {
+    fn push(&self, done: Done) {
+        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.push(done);
+        let first = queue.len() == 1;
+        drop(queue);
+        // The stage takes everything there is when it wakes: the first result after it last
+        // looked is the only one that needs to wake it.
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Swaps the results received for `into`, which must be empty.
+    fn take(&self, into: &mut Vec<Done>) {
+        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *queue, into);
+    }
+}
+
+/// An attempt's result, as its worker thread left it.
+struct Done {
+    index: usize,
+    attempt: u32,
+    result: Result<Output, Failure>,
+    span: WorkerSpan,
+}
+
+/// An attempt queued in the pool, shared by the stage and the thread that runs it.
+struct Attempt {
+    /// [`QUEUED`], then [`RETURNED`] or [`ABANDONED`], whichever side gets there first.
+    state: AtomicU8,
+    /// Its own cancellation, when it has a timeout; otherwise it reads the stage's.
+    flag: Option<CancelFlag>,
+}
+
+const QUEUED: u8 = 0;
+const RETURNED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Attempt {
+    fn new(own_flag: bool) -> Self {
+        Self {
+            state: AtomicU8::new(QUEUED),
+            flag: own_flag.then(CancelFlag::new),
+        }
+    }
+
+    /// Marks the call returned; false if the stage abandoned it first.
+    fn returned(&self) -> bool {
+        self.settle(RETURNED)
+    }
+
+    /// Marks the attempt abandoned; false if its call returned first.
+    fn abandon(&self) -> bool {
+        self.settle(ABANDONED)
+    }
+
+    fn settle(&self, state: u8) -> bool {
+        self.state
+            .compare_exchange(QUEUED, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Shared {
+    /// Runs one attempt on a worker thread and leaves its result in the inbox. Returns
+    /// whether the thread must retire, because the attempt was abandoned while it ran.
+    fn call(&self, index: usize, number: u32, attempt: &Attempt, input: &[u8]) -> bool {
+        let item = self.fan_out.then_some(index as u64);
+        let log = |level: LogLevel, message: &str| {
+            plugin_log(
+                &self.events,
+                &self.run_id,
+                &self.stage_id,
+                item,
+                level,
+                message,
+            )
+        };
+        let options = CallOptions {
+            cancel: attempt.flag.as_ref().unwrap_or(&self.cancel),
+            timeout: self.timeout,
+            grace: self.grace,
+            attempt: number,
+            run_id: &self.run_id,
+            stage_id: &self.stage_id,
+            index: item,
+            log: &log,
+        };
+        let start = SystemTime::now();
+        let clock = Instant::now();
+        let call = AssertUnwindSafe(|| self.plugin.jobs[self.job].call_raw(input, &options));
+        // The SDK catches a plugin's panics; one here is the engine's, and the job fails.
+        let result = std::panic::catch_unwind(call).unwrap_or_else(|_| {
+            Err(Failure {
+                kind: FailureKind::Error,
+                message: "the engine failed while calling the job".to_owned(),
+                retryable: false,
+                details: None,
+            })
+        });
+        let span = WorkerSpan {
+            thread: worker_number(),
+            start,
+            call_ms: clock.elapsed().as_secs_f64() * 1000.0,
+        };
+        let retire = !attempt.returned();
+        self.inbox.push(Done {
+            index,
+            attempt: number,
+            result,
+            span,
+        });
+        retire
+    }
+}
+
+/// A job's input text: one for the whole stage when its `with` holds no expression.
+enum Input {
+    Shared(Arc<[u8]>),
+    Own(Vec<u8>),
+}
+
+impl Input {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Shared(bytes) => bytes,
+            Input::Own(bytes) => bytes,
+        }
+    }
+}
+
+/// A job that has started and not ended: in the pool, or waiting to retry.
+struct Live {
+    attempt: u32,
+    /// When the current attempt was queued.
+    started: Instant,
+    /// The attempt in the pool; `None` while the job waits to retry.
+    running: Option<Arc<Attempt>>,
+    timed_out: bool,
+    cancelled: bool,
+    /// The last failed attempt, which the job ends with if no other attempt follows.
+    last: Option<(JobStatus, ErrorInfo, Option<WorkerSpan>)>,
+    /// The job's place under the workflow's `max_parallel`, held until it ends.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Live {
+    fn last_error(&self) -> Option<ErrorInfo> {
+        self.last.as_ref().map(|(_, error, _)| error.clone())
+    }
+}
+
+/// What stops the stage from queueing more jobs for now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    Nothing,
+    /// No slot is free in the pool's lane.
+    Slot,
+    /// The workflow's `max_parallel` is reached.
+    Permit,
+}
+
+/// A stage's jobs while they run: which have started, their attempts in the pool, their
+/// timers, and the pool slots they hold.
+///
+/// One loop on the scheduler's thread drives it. Each turn takes every result the worker
+/// threads left, fires the timers that are due, and queues every job that can start, all in
+/// batches; then it sleeps until the next result, timer or free slot.
+struct Jobs {
+    run: StageRun,
+    shared: Arc<Shared>,
+    record: StageRecord,
+    template: Option<Template>,
+    literal_input: Option<Arc<[u8]>>,
+    lane: Lane,
+    retry: RetryPolicy,
+    total: usize,
+    parallel: usize,
+    allowed: usize,
+    next: usize,
+    failures: usize,
+    /// No new job starts: too many failed, or the run was cancelled or halted.
+    stopped: bool,
+    cancelled: bool,
+    halted: bool,
+    live: HashMap<usize, Live>,
+    /// The pool slots of the attempts in the pool, and `spare` more not yet used.
+    slots: Slots,
+    spare: usize,
+    /// A place under the workflow's `max_parallel`, won by waiting, for the next new job.
+    permit: Option<OwnedSemaphorePermit>,
+    /// Deadlines by attempt, (deadline, index, attempt): each queue is in deadline order,
+    /// since every attempt of a stage has the same timeout and the same grace.
+    timeouts: VecDeque<(Instant, usize, u32)>,
+    graces: VecDeque<(Instant, usize, u32)>,
+    /// Jobs waiting to retry, by when; then those whose time has come, waiting for a slot.
+    backoffs: BinaryHeap<Reverse<(Instant, usize)>>,
+    due: VecDeque<usize>,
+    /// The results taken from the inbox, kept to reuse its memory.
+    done: Vec<Done>,
+    started: Instant,
+}
+
+type Waiting<T> = Option<Pin<Box<dyn Future<Output = T>>>>;
+
+/// Waits on `future` if there is one; never otherwise.
+async fn wait_on<T>(future: &mut Waiting<T>) -> T {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Jobs {
+    async fn drive(mut self) -> StageRecord {
+        let mut slot_wait: Waiting<Slots> = None;
+        let mut permit_wait: Waiting<OwnedSemaphorePermit> = None;
+        let shared = self.shared.clone();
+        let (token, halt) = (self.run.token.clone(), self.run.halt.clone());
+
+        loop {
+            self.take_results();
+            self.watch();
+            self.fire_timers(Instant::now());
+            let blocked = self.queue_jobs();
+            if self.live.is_empty() && (self.stopped || self.next >= self.total) {
+                break;
+            }
+
+            if blocked != Blocked::Slot {
+                slot_wait = None;
+            } else if slot_wait.is_none() {
+                let (pool, lane) = (self.run.pool.clone(), self.lane);
+                slot_wait = Some(Box::pin(async move { pool.slot(lane).await }));
+            }
+            match (&self.run.run_permits, blocked) {
+                (Some(semaphore), Blocked::Permit) if permit_wait.is_none() => {
+                    let closed = |_| unreachable!("the run's semaphore is never closed");
+                    let acquire = semaphore.clone().acquire_owned();
+                    permit_wait = Some(Box::pin(
+                        async move { acquire.await.unwrap_or_else(closed) },
+                    ));
+                }
+                (_, Blocked::Permit) => {}
+                _ => permit_wait = None,
+            }
+            let deadline = self.next_deadline();
+
+            tokio::select! {
+                biased;
+                () = shared.inbox.wake.notified() => {}
+                () = token.cancelled(), if !self.cancelled => {}
+                () = halted(&halt), if !self.halted => {}
+                () = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => {}
+                slots = wait_on(&mut slot_wait), if slot_wait.is_some() => {
+                    slot_wait = None;
+                    self.spare += slots.count();
+                    self.slots.merge(slots);
+                }
+                permit = wait_on(&mut permit_wait), if permit_wait.is_some() => {
+                    permit_wait = None;
+                    self.permit = Some(permit);
+                }
+            }
+        }
+        self.slots.release(self.spare);
+        self.finish()
+    }
+
+    /// The stage's final state, from its jobs'.
+    fn finish(self) -> StageRecord {
+        let mut record = self.record;
+        record.status = if self.failures > self.allowed {
+            StageStatus::Failed
+        } else if record
+            .jobs
+            .iter()
+            .any(|status| matches!(status, JobStatus::Cancelled | JobStatus::Abandoned))
+        {
+            StageStatus::Cancelled
+        } else {
+            StageStatus::Succeeded
+        };
+        record.elapsed = self.started.elapsed();
+        emit_stage_finished(&self.run.events, &self.run.run_id, &self.run.id, &record);
+        tracing::info!(stage = %self.run.id, status = %record.status, elapsed = ?record.elapsed, "stage finished");
+        record
+    }
+
+    /// Notices a cancellation or a halt of the run.
+    fn watch(&mut self) {
+        if !self.cancelled && self.run.token.is_cancelled() {
+            self.cancelled = true;
+            self.stopped = true;
+            self.cancel_all();
+        }
+        let halting = self
+            .run
+            .halt
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled);
+        if !self.halted && halting {
+            self.halted = true;
+            self.stopped = true;
+            self.halt_all();
+        }
+    }
+
+    /// Cancels every attempt in the pool, which then has the grace period to return; a job
+    /// waiting to retry ends at once.
+    fn cancel_all(&mut self) {
+        self.shared.cancel.cancel();
+        let deadline = Instant::now() + self.shared.grace;
+        let mut waiting = Vec::new();
+        for (&index, live) in &mut self.live {
+            match &live.running {
+                Some(attempt) => {
+                    live.cancelled = true;
+                    if let Some(flag) = &attempt.flag {
+                        flag.cancel();
+                    }
+                    self.graces.push_back((deadline, index, live.attempt));
+                }
+                None => waiting.push(index),
+            }
+        }
+        self.backoffs.clear();
+        self.due.clear();
+        for index in waiting {
+            let live = &self.live[&index];
+            let end = JobEnd::new(JobStatus::Cancelled, live.attempt, live.last_error());
+            self.end(index, end);
+        }
+    }
+
+    /// `on_error: finish`: a job waiting to retry ends with its last failure; attempts in the
+    /// pool go on.
+    fn halt_all(&mut self) {
+        let waiting: Vec<usize> = self
+            .live
+            .iter()
+            .filter(|(_, live)| live.running.is_none())
+            .map(|(&index, _)| index)
+            .collect();
+        self.backoffs.clear();
+        self.due.clear();
+        for index in waiting {
+            let Some(live) = self.live.get_mut(&index) else {
+                continue;
+            };
+            let attempts = live.attempt;
+            let end = match live.last.take() {
+                Some((status, error, worker)) => {
+                    JobEnd::new(status, attempts, Some(error)).on(worker)
+                }
+                None => JobEnd::new(JobStatus::Cancelled, attempts, None),
+            };
+            self.end(index, end);
+        }
+    }
+
+    /// Takes every result the worker threads left, and gives their slots back at once.
+    fn take_results(&mut self) {
+        let mut done = std::mem::take(&mut self.done);
+        self.shared.inbox.take(&mut done);
+        let mut returned = 0;
+        for result in done.drain(..) {
+            if self.returned(result) {
+                returned += 1;
+            }
+        }
+        self.done = done;
+        self.slots.release(returned);
+    }
+
+    /// Handles one result; false if it belongs to an attempt given up on (abandoned), whose
+    /// slot is already free.
+    fn returned(&mut self, done: Done) -> bool {
+        let Some(live) = self.live.get_mut(&done.index) else {
+            return false;
+        };
+        if live.attempt != done.attempt || live.running.take().is_none() {
+            return false;
+        }
+        let (index, attempt) = (done.index, done.attempt);
+        match done.result {
+            _ if live.timed_out => {
+                let failure = self.timed_out(true);
+                self.failed(index, failure, JobStatus::TimedOut, Some(done.span));
+            }
+            Ok(output) => {
+                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(Some(done.span));
+                end.output = Some(output);
+                self.end(index, end);
+            }
+            Err(failure)
+                if live.cancelled
+                    || (failure.kind == FailureKind::Cancelled
+                        && self.run.token.is_cancelled()) =>
+            {
+                let end = JobEnd::new(JobStatus::Cancelled, attempt, live.last_error());
+                self.end(index, end);
+            }
+            Err(failure) => self.failed(index, failure, JobStatus::Failed, Some(done.span)),
+        }
+        true
+    }
+
+    /// The failure of an attempt that timed out; `returned` says whether it stopped within
+    /// the grace period.
+    fn timed_out(&self, returned: bool) -> Failure {
+        let limit = humantime::format_duration(self.shared.timeout.unwrap_or_default());
+        let grace = humantime::format_duration(self.shared.grace);
+        let message = if returned {
+            format!("timed out after {limit}")
+        } else {
+            // One that did not stop has left its thread behind, which the pool replaced.
+            format!(
+                "timed out after {limit}, and did not stop within the grace period of {grace}: its thread was abandoned"
+            )
+        };
+        Failure {
+            kind: FailureKind::Error,
+            message,
+            retryable: true,
+            details: None,
+        }
+    }
+
+    /// A failed attempt: the job retries after its backoff, or ends with the failure.
+    fn failed(
+        &mut self,
+        index: usize,
+        failure: Failure,
+        status: JobStatus,
+        worker: Option<WorkerSpan>,
+    ) {
+        let error = ErrorInfo {
+            message: failure.message,
+            retryable: failure.retryable,
+            details: failure.details,
+        };
+        let halting = self
+            .run
+            .halt
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled);
+        let Some(live) = self.live.get_mut(&index) else {
+            return;
+        };
+        let attempt = live.attempt;
+        if !error.retryable
+            || attempt > self.retry.attempts
+            || halting
+            || self.run.token.is_cancelled()
+        {
+            self.end(index, JobEnd::new(status, attempt, Some(error)).on(worker));
+            return;
+        }
+
+        let delay = backoff(&self.retry, attempt);
+        tracing::info!(stage = %self.run.id, index, attempt, delay = ?delay, error = %error.message, "retrying");
+        emit(&self.run.events, || {
+            let mut event = Event::new(EventKind::JobRetrying, &self.run.run_id);
+            event.stage = Some(self.run.id.clone());
+            event.index = self.shared.fan_out.then_some(index);
+            event.attempt = Some(attempt);
+            event.error = Some(error.clone());
+            event.duration_ms = Some(delay.as_secs_f64() * 1000.0);
+            event.worker = worker;
+            event
+        });
+        live.last = Some((status, error, worker));
+        self.backoffs.push(Reverse((Instant::now() + delay, index)));
+    }
+
+    /// Ends a job: its event, its count against `tolerate`, its place in the record.
+    fn end(&mut self, index: usize, end: JobEnd) {
+        let started = self
+            .live
+            .remove(&index)
+            .map_or_else(Instant::now, |live| live.started);
+        emit_job_finished(&self.shared, index, &end, started.elapsed());
+        if end.status.counts_as_failure() {
+            self.count_failure();
+        }
+        settle(&mut self.record, index, end);
+    }
+
+    fn count_failure(&mut self) {
+        self.failures += 1;
+        if self.failures > self.allowed && !self.stopped {
+            self.stopped = true;
+            let _ = self.run.failed_early.send(self.run.id.clone());
+        }
+    }
+
+    /// Fires the timers that are due: timeouts cancel their attempt, graces abandon it, and
+    /// backoffs make their job due for another attempt.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&(deadline, index, attempt)) = self.timeouts.front() {
+            if deadline > now {
+                break;
+            }
+            self.timeouts.pop_front();
+            if let Some(live) = self.live.get_mut(&index)
+                && live.attempt == attempt
+                && !live.timed_out
+                && let Some(running) = &live.running
+            {
+                live.timed_out = true;
+                if let Some(flag) = &running.flag {
+                    flag.cancel();
+                }
+                self.graces
+                    .push_back((now + self.shared.grace, index, attempt));
+            }
+        }
+        while let Some(&(deadline, index, attempt)) = self.graces.front() {
+            if deadline > now {
+                break;
+            }
+            self.graces.pop_front();
+            self.abandon(index, attempt);
+        }
+        while let Some(&Reverse((at, index))) = self.backoffs.peek() {
+            if at > now {
+                break;
+            }
+            self.backoffs.pop();
+            self.due.push_back(index);
+        }
+    }
+
+    /// Gives up on an attempt that did not return within the grace period, unless it has
+    /// returned meanwhile.
+    fn abandon(&mut self, index: usize, attempt: u32) {
+        let Some(live) = self.live.get_mut(&index) else {
+            return;
+        };
+        let abandoned = live.attempt == attempt
+            && live
+                .running
+                .as_ref()
+                .is_some_and(|running| running.abandon());
+        if !abandoned {
+            return;
+        }
+        live.running = None;
+        let timed_out = live.timed_out;
+        self.slots.release(1);
+        self.run.pool.replace_thread(self.lane);
+        tracing::warn!(stage = %self.run.id, index, grace = ?self.shared.grace, "job abandoned: it did not stop within the grace period");
+        if timed_out {
+            let failure = self.timed_out(false);
+            self.failed(index, failure, JobStatus::TimedOut, None);
+        } else {
+            let grace = humantime::format_duration(self.shared.grace);
+            let error = ErrorInfo::fatal(format!(
+                "the job did not stop within the grace period of {grace} and was abandoned"
+            ));
+            self.end(
+                index,
+                JobEnd::new(JobStatus::Abandoned, attempt, Some(error)),
+            );
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let timeout = self.timeouts.front().map(|(at, ..)| *at);
+        let grace = self.graces.front().map(|(at, ..)| *at);
+        let backoff = self.backoffs.peek().map(|Reverse((at, _))| *at);
+        [timeout, grace, backoff].into_iter().flatten().min()
+    }
+
+    /// Queues every attempt that can start now, in one batch: the retries that are due, then
+    /// new jobs while the stage's parallelism allows. Says what stopped it.
+    fn queue_jobs(&mut self) -> Blocked {
+        let mut tasks: Vec<Task> = Vec::new();
+        let mut blocked = Blocked::Nothing;
+        loop {
+            let retry = self.due.front().copied();
+            let can_start =
+                !self.stopped && self.next < self.total && self.live.len() < self.parallel;
+            if retry.is_none() && !can_start {
+                break;
+            }
+            if self.spare == 0 && !self.take_slots() {
+                blocked = Blocked::Slot;
+                break;
+            }
+            if let Some(index) = retry {
+                self.due.pop_front();
+                if let Some(task) = self.retry_job(index) {
+                    tasks.push(task);
+                }
+                continue;
+            }
+            let permit = match &self.run.run_permits {
+                None => None,
+                Some(semaphore) => match self
+                    .permit
+                    .take()
+                    .or_else(|| semaphore.clone().try_acquire_owned().ok())
+                {
+                    Some(permit) => Some(permit),
+                    None => {
+                        blocked = Blocked::Permit;
+                        break;
+                    }
+                },
+            };
+            if let Some(task) = self.new_job(permit) {
+                tasks.push(task);
+            }
+        }
+        self.run.pool.submit(self.lane, tasks);
+        if blocked != Blocked::Slot {
+            // Slots not used now are not kept: another stage may need them.
+            self.slots.release(self.spare);
+            self.spare = 0;
+        }
+        blocked
+    }
+
+    /// Takes as many free pool slots as the jobs that could start now; false if none is free.
+    fn take_slots(&mut self) -> bool {
+        let new_jobs = if self.stopped {
+            0
+        } else {
+            (self.total - self.next).min(self.parallel.saturating_sub(self.live.len()))
+        };
+        let wanted = self.due.len() + new_jobs;
+        match self.run.pool.try_slots(self.lane, wanted) {
+            Some(slots) => {
+                self.spare += slots.count();
+                self.slots.merge(slots);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the next job of the stage; `None` if its input does not render, which fails it.
+    fn new_job(&mut self, permit: Option<OwnedSemaphorePermit>) -> Option<Task> {
+        let index = self.next;
+        self.next += 1;
+        let input = match self.input(index) {
+            Ok(input) => input,
+            Err(error) => {
+                let end = JobEnd::new(JobStatus::Failed, 0, Some(error));
+                emit_job_finished(&self.shared, index, &end, Duration::ZERO);
+                self.count_failure();
+                settle(&mut self.record, index, end);
+                return None;
+            }
+        };
+        self.live.insert(
+            index,
+            Live {
+                attempt: 0,
+                started: Instant::now(),
+                running: None,
+                timed_out: false,
+                cancelled: false,
+                last: None,
+                _permit: permit,
+            },
+        );
+        Some(self.launch(index, input))
+    }
+
+    /// Queues another attempt of a job whose backoff is over.
+    fn retry_job(&mut self, index: usize) -> Option<Task> {
+        // The input is rendered again rather than kept: it is the same, and most jobs never
+        // retry.
+        match self.input(index) {
+            Ok(input) => Some(self.launch(index, input)),
+            Err(error) => {
+                let attempts = self.live.get(&index).map_or(0, |live| live.attempt);
+                self.end(index, JobEnd::new(JobStatus::Failed, attempts, Some(error)));
+                None
+            }
+        }
+    }
+
+    fn input(&self, index: usize) -> Result<Input, ErrorInfo> {
+        if let Some(bytes) = &self.literal_input {
+            return Ok(Input::Shared(bytes.clone()));
+        }
+        let item = self.shared.fan_out.then(|| &self.record.items[index]);
+        render(self.template.as_ref(), &self.run.scope, item, index).map(Input::Own)
+    }
+
+    /// Makes the next attempt of a live job, to be queued in the pool with a slot taken
+    /// from the spare ones.
+    fn launch(&mut self, index: usize, input: Input) -> Task {
+        let now = Instant::now();
+        let attempt = Arc::new(Attempt::new(self.shared.timeout.is_some()));
+        let live = self
+            .live
+            .get_mut(&index)
+            .unwrap_or_else(|| unreachable!("only live jobs are launched"));
+        live.attempt += 1;
+        live.started = now;
+        live.timed_out = false;
+        live.cancelled = false;
+        live.running = Some(attempt.clone());
+        let number = live.attempt;
+        self.spare -= 1;
+        if let Some(timeout) = self.shared.timeout {
+            self.timeouts.push_back((now + timeout, index, number));
+        }
+        emit(&self.run.events, || {
+            let mut event = Event::new(EventKind::JobStarted, &self.run.run_id);
+            event.stage = Some(self.run.id.clone());
+            event.index = self.shared.fan_out.then_some(index);
+            event.attempt = Some(number);
+            event
+        });
+        let shared = self.shared.clone();
+        Box::new(move || shared.call(index, number, &attempt, input.bytes()))
+    }
 }
 
 /// Runs a stage to its final state.
@@ -126,13 +879,12 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
         }
     };
 
-    let jobs = if fan_out { items.len() } else { 1 };
+    let total = if fan_out { items.len() } else { 1 };
     record.items = Arc::new(items);
-    record.outputs = vec![None; jobs];
-    record.jobs = vec![JobStatus::Cancelled; jobs];
+    record.outputs = vec![None; total];
+    record.jobs = vec![JobStatus::Cancelled; total];
 
-    let descriptor = &run.plugin.jobs[run.job];
-    let lane = if descriptor.waits {
+    let lane = if run.plugin.jobs[run.job].waits {
         Lane::Waiting
     } else {
         Lane::Compute
@@ -145,128 +897,70 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
         .map_or(usize::MAX, |limit| limit.0 as usize)
         .min(run.pool.slots(lane))
         .max(1);
-    let shared = Arc::new(JobShared {
-        lane,
-        timeout: run
-            .stage
-            .timeout
-            .or(defaults.timeout)
-            .map(|timeout| timeout.get()),
-        retry: run
-            .stage
-            .retry
-            .as_ref()
-            .or(defaults.retry.as_ref())
-            .map(|retry| retry.policy())
-            .unwrap_or_default(),
-        fan_out,
-        run,
-    });
-    let allowed = shared
-        .run
+    let retry = run
+        .stage
+        .retry
+        .as_ref()
+        .or(defaults.retry.as_ref())
+        .map(|retry| retry.policy())
+        .unwrap_or_default();
+    let allowed = run
         .stage
         .tolerate
-        .map_or(0, |tolerate| tolerate.allowed(jobs));
-
+        .map_or(0, |tolerate| tolerate.allowed(total));
     let literal_input = match &template {
         Some(template) if template.is_literal() => template
-            .render_text(&shared.run.scope, None)
+            .render_text(&run.scope, None)
             .ok()
             .map(Arc::<[u8]>::from),
         None => Some(Arc::from(&b"{}"[..])),
         Some(_) => None,
     };
+    let shared = Arc::new(Shared {
+        plugin: run.plugin.clone(),
+        job: run.job,
+        run_id: run.run_id.clone(),
+        stage_id: run.id.clone(),
+        events: run.events.clone(),
+        fan_out,
+        timeout: run
+            .stage
+            .timeout
+            .or(defaults.timeout)
+            .map(|timeout| timeout.get()),
+        grace: run.grace,
+        cancel: CancelFlag::new(),
+        inbox: Inbox::default(),
+    });
 
-    let permits = Arc::new(Semaphore::new(parallel));
-    let mut in_flight: JoinSet<(usize, JobEnd)> = JoinSet::new();
-    let mut next = 0;
-    let mut failures = 0;
-    let mut stopped = false;
-
-    loop {
-        let can_start = next < jobs && !stopped;
-        if !can_start && in_flight.is_empty() {
-            break;
-        }
-        let halt = shared.run.halt.clone();
-
-        tokio::select! {
-            biased;
-
-            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let (index, end) = joined.unwrap_or_else(|error| {
-                    (usize::MAX, JobEnd::new(JobStatus::Failed, 0, Some(ErrorInfo::fatal(format!("the job's task failed: {error}")))))
-                });
-                if index == usize::MAX {
-                    continue;
-                }
-                if end.status.counts_as_failure() {
-                    failures += 1;
-                    if failures > allowed && !stopped {
-                        stopped = true;
-                        let _ = shared.run.failed_early.send(shared.run.id.clone());
-                    }
-                }
-                settle(&mut record, index, end);
-            }
-            () = shared.run.token.cancelled(), if !stopped => {
-                stopped = true;
-            }
-            () = halted(&halt), if !stopped => {
-                stopped = true;
-            }
-            permits = acquire(&permits, &shared.run.run_permits), if can_start => {
-                let index = next;
-                next += 1;
-                let item = fan_out.then(|| &record.items[index]);
-                let input = match &literal_input {
-                    Some(bytes) => Ok(bytes.clone()),
-                    None => render(template.as_ref(), &shared.run.scope, item, index),
-                };
-                match input {
-                    Ok(input) => {
-                        let shared = shared.clone();
-                        in_flight.spawn_local(async move {
-                            let end = job(&shared, index, input).await;
-                            drop(permits);
-                            (index, end)
-                        });
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        if failures > allowed && !stopped {
-                            stopped = true;
-                            let _ = shared.run.failed_early.send(shared.run.id.clone());
-                        }
-                        let end = JobEnd::new(JobStatus::Failed, 0, Some(error));
-                        emit_job_finished(&shared, index, &end, Duration::ZERO);
-                        settle(&mut record, index, end);
-                    }
-                }
-            }
-        }
-    }
-
-    record.status = if failures > allowed {
-        StageStatus::Failed
-    } else if record
-        .jobs
-        .iter()
-        .any(|status| matches!(status, JobStatus::Cancelled | JobStatus::Abandoned))
-    {
-        StageStatus::Cancelled
-    } else {
-        StageStatus::Succeeded
+    let jobs = Jobs {
+        run,
+        shared,
+        record,
+        template,
+        literal_input,
+        lane,
+        retry,
+        total,
+        parallel,
+        allowed,
+        next: 0,
+        failures: 0,
+        stopped: false,
+        cancelled: false,
+        halted: false,
+        live: HashMap::new(),
+        slots: Slots::default(),
+        spare: 0,
+        permit: None,
+        timeouts: VecDeque::new(),
+        graces: VecDeque::new(),
+        backoffs: BinaryHeap::new(),
+        due: VecDeque::new(),
+        done: Vec::new(),
+        started,
     };
-    record.elapsed = started.elapsed();
-    emit_stage_finished(
-        &shared.run.events,
-        &shared.run.run_id,
-        &shared.run.id,
-        &record,
-    );
-    tracing::info!(stage = %shared.run.id, status = %record.status, elapsed = ?record.elapsed, "stage finished");
-    record
+    jobs.drive().await
 }
 
 fn items(run: &StageRun) -> Result<Vec<Value>, ErrorInfo> {
@@ -300,27 +994,13 @@ fn render(
     scope: &Scope,
     item: Option<&Value>,
     index: usize,
-) -> Result<Arc<[u8]>, ErrorInfo> {
+) -> Result<Vec<u8>, ErrorInfo> {
     match template {
         Some(template) => template
             .render_text(scope, item.map(|item| (item, index)))
-            .map(Arc::from)
             .map_err(|error| ErrorInfo::fatal(format!("`with` did not render: {error}"))),
-        None => Ok(Arc::from(&b"{}"[..])),
+        None => Ok(b"{}".to_vec()),
     }
-}
-
-async fn acquire(
-    stage: &Arc<Semaphore>,
-    run: &Option<Arc<Semaphore>>,
-) -> (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>) {
-    let closed = |_| unreachable!("the run's semaphores are never closed");
-    let stage = stage.clone().acquire_owned().await.unwrap_or_else(closed);
-    let run = match run {
-        Some(run) => Some(run.clone().acquire_owned().await.unwrap_or_else(closed)),
-        None => None,
-    };
-    (stage, run)
 }
 
 fn settle(record: &mut StageRecord, index: usize, end: JobEnd) {
@@ -332,228 +1012,24 @@ fn settle(record: &mut StageRecord, index: usize, end: JobEnd) {
     }
 }
 
-/// What waiting for an attempt gave.
-enum Waited {
-    Returned(Result<Output, Failure>, WorkerSpan),
-    Lost,
-    TimedOut,
-    Cancelled,
-}
-
-/// Runs one job: its attempts, with timeouts, retries and cancellation.
-async fn job(shared: &JobShared, index: usize, input: Arc<[u8]>) -> JobEnd {
-    let run = &shared.run;
-    let retries = shared.retry.attempts;
-    let mut last_error = None;
-    let mut attempt = 0;
-
-    loop {
-        attempt += 1;
-        let mut worker = None;
-        let started = Instant::now();
-        if run.token.is_cancelled() {
-            return finished(
-                shared,
-                index,
-                JobEnd::new(JobStatus::Cancelled, attempt - 1, last_error),
-                started,
-            );
-        }
-
-        let slot = tokio::select! {
-            slot = run.pool.slot(shared.lane) => slot,
-            () = run.token.cancelled() => {
-                return finished(shared, index, JobEnd::new(JobStatus::Cancelled, attempt - 1, last_error), started);
-            }
-            () = halted(&run.halt) => {
-                // `on_error: finish`: a job that has not reached the pool does not start; one
-                // that has failed before keeps its failure.
-                let status = if last_error.is_some() { JobStatus::Failed } else { JobStatus::Cancelled };
-                return finished(shared, index, JobEnd::new(status, attempt - 1, last_error), started);
-            }
-        };
-        emit(&run.events, || {
-            let mut event = Event::new(EventKind::JobStarted, &run.run_id);
-            event.stage = Some(run.id.clone());
-            event.index = shared.fan_out.then_some(index);
-            event.attempt = Some(attempt);
-            event
-        });
-
-        let flag = Arc::new(CancelFlag::new());
-        let (sender, mut receiver) = oneshot::channel();
-        let call = {
-            let (flag, input, plugin) = (flag.clone(), input.clone(), run.plugin.clone());
-            let (job, run_id, stage_id, events) = (
-                run.job,
-                run.run_id.clone(),
-                run.id.clone(),
-                run.events.clone(),
-            );
-            let (timeout, grace) = (shared.timeout, run.grace);
-            let item = shared.fan_out.then_some(index as u64);
-            move || {
-                let log = |level: LogLevel, message: &str| {
-                    plugin_log(&events, &run_id, &stage_id, item, level, message)
-                };
-                let options = CallOptions {
-                    cancel: &flag,
-                    timeout,
-                    grace,
-                    attempt,
-                    run_id: &run_id,
-                    stage_id: &stage_id,
-                    index: item,
-                    log: &log,
-                };
-                let start = SystemTime::now();
-                let clock = Instant::now();
-                let result = plugin.jobs[job].call_raw(&input, &options);
-                let span = WorkerSpan {
-                    thread: worker_number(),
-                    start,
-                    call_ms: clock.elapsed().as_secs_f64() * 1000.0,
-                };
-                let _ = sender.send((result, span));
-            }
-        };
-        let ticket = run.pool.run(slot, call);
-
-        let deadline = async {
-            match shared.timeout {
-                Some(timeout) => tokio::time::sleep(timeout).await,
-                None => std::future::pending().await,
-            }
-        };
-        let waited = tokio::select! {
-            result = &mut receiver => result.map_or(Waited::Lost, |(result, span)| Waited::Returned(result, span)),
-            () = deadline => Waited::TimedOut,
-            () = run.token.cancelled() => Waited::Cancelled,
-        };
-
-        let (failure, timed_out) = match waited {
-            Waited::Returned(Ok(output), span) => {
-                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(Some(span));
-                end.output = Some(output);
-                return finished(shared, index, end, started);
-            }
-            Waited::Returned(Err(failure), span) => {
-                worker = Some(span);
-                (failure, false)
-            }
-            Waited::Lost => {
-                let failure = Failure {
-                    kind: FailureKind::Error,
-                    message: "the job's thread ended without an answer".to_owned(),
-                    retryable: false,
-                    details: None,
-                };
-                (failure, false)
-            }
-            Waited::TimedOut | Waited::Cancelled => {
-                let timed_out = matches!(waited, Waited::TimedOut);
-                flag.cancel();
-                let returned = tokio::time::timeout(run.grace, &mut receiver).await.is_ok();
-                let grace = humantime::format_duration(run.grace);
-                if !returned {
-                    ticket.abandon(&run.pool);
-                    tracing::warn!(stage = %run.id, index, grace = ?run.grace, "job abandoned: it did not stop within the grace period");
-                }
-                if !returned && !timed_out {
-                    let error = ErrorInfo::fatal(format!(
-                        "the job did not stop within the grace period of {grace} and was abandoned"
-                    ));
-                    return finished(
-                        shared,
-                        index,
-                        JobEnd::new(JobStatus::Abandoned, attempt, Some(error)),
-                        started,
-                    );
-                }
-                if !timed_out {
-                    return finished(
-                        shared,
-                        index,
-                        JobEnd::new(JobStatus::Cancelled, attempt, last_error),
-                        started,
-                    );
-                }
-                // A timed-out attempt is a failure whether or not it stopped; one that did not
-                // stop has left its thread behind, which the pool replaced.
-                let limit = humantime::format_duration(shared.timeout.unwrap_or_default());
-                let message = if returned {
-                    format!("timed out after {limit}")
-                } else {
-                    format!(
-                        "timed out after {limit}, and did not stop within the grace period of {grace}: its thread was abandoned"
-                    )
-                };
-                let failure = Failure {
-                    kind: FailureKind::Error,
-                    message,
-                    retryable: true,
-                    details: None,
-                };
-                (failure, true)
-            }
-        };
-
-        if failure.kind == FailureKind::Cancelled && run.token.is_cancelled() {
-            return finished(
-                shared,
-                index,
-                JobEnd::new(JobStatus::Cancelled, attempt, last_error),
-                started,
-            );
-        }
-        let status = if timed_out {
-            JobStatus::TimedOut
-        } else {
-            JobStatus::Failed
-        };
-        let error = ErrorInfo {
-            message: failure.message,
-            retryable: failure.retryable,
-            details: failure.details,
-        };
-
-        let halt = run
-            .halt
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled);
-        if !error.retryable || attempt > retries || halt || run.token.is_cancelled() {
-            return finished(
-                shared,
-                index,
-                JobEnd::new(status, attempt, Some(error)).on(worker),
-                started,
-            );
-        }
-
-        let delay = backoff(&shared.retry, attempt);
-        tracing::info!(stage = %run.id, index, attempt, delay = ?delay, error = %error.message, "retrying");
-        emit(&run.events, || {
-            let mut event = Event::new(EventKind::JobRetrying, &run.run_id);
-            event.stage = Some(run.id.clone());
-            event.index = shared.fan_out.then_some(index);
-            event.attempt = Some(attempt);
-            event.error = Some(error.clone());
-            event.duration_ms = Some(delay.as_secs_f64() * 1000.0);
-            event.worker = worker;
-            event
-        });
-        last_error = Some(error);
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = run.token.cancelled() => {
-                return finished(shared, index, JobEnd::new(JobStatus::Cancelled, attempt, last_error), started);
-            }
-            () = halted(&run.halt) => {
-                // `on_error: finish` starts no new retry: the job ends with its last failure.
-                return finished(shared, index, JobEnd::new(status, attempt, last_error).on(worker), started);
-            }
-        }
+fn emit_job_finished(shared: &Shared, index: usize, end: &JobEnd, elapsed: Duration) {
+    let (status, error) = (end.status, end.error.as_ref());
+    if status != JobStatus::Succeeded
+        && let Some(error) = error
+    {
+        tracing::debug!(stage = %shared.stage_id, index, status = %status, error = %error.message, "job finished");
     }
+    emit(&shared.events, || {
+        let mut event = Event::new(EventKind::JobFinished, &shared.run_id);
+        event.stage = Some(shared.stage_id.clone());
+        event.index = shared.fan_out.then_some(index);
+        event.attempt = Some(end.attempts.max(1));
+        event.status = Some(status.as_str());
+        event.error = error.cloned();
+        event.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
+        event.worker = end.worker;
+        event
+    });
 }
 
 /// Resolves when `on_error: finish` halts the run; never for stages that run after a stop.
@@ -571,32 +1047,6 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let ceiling = policy.delay.get().as_secs_f64() * policy.factor.max(1.0).powi(exponent);
     let ceiling = ceiling.min(policy.max_delay.get().as_secs_f64());
     Duration::from_secs_f64(ceiling * fastrand::f64())
-}
-
-fn finished(shared: &JobShared, index: usize, end: JobEnd, started: Instant) -> JobEnd {
-    emit_job_finished(shared, index, &end, started.elapsed());
-    end
-}
-
-fn emit_job_finished(shared: &JobShared, index: usize, end: &JobEnd, elapsed: Duration) {
-    let (status, error) = (end.status, end.error.as_ref());
-    let run = &shared.run;
-    if status != JobStatus::Succeeded
-        && let Some(error) = error
-    {
-        tracing::debug!(stage = %run.id, index, status = %status, error = %error.message, "job finished");
-    }
-    emit(&run.events, || {
-        let mut event = Event::new(EventKind::JobFinished, &run.run_id);
-        event.stage = Some(run.id.clone());
-        event.index = shared.fan_out.then_some(index);
-        event.attempt = Some(end.attempts.max(1));
-        event.status = Some(status.as_str());
-        event.error = error.cloned();
-        event.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
-        event.worker = end.worker;
-        event
-    });
 }
 
 /// Emits the `stage_finished` event of a record.
