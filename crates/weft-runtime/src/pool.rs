@@ -58,9 +58,16 @@ pub enum Lane {
     Waiting,
 }
 
-/// A queued job. It returns whether its thread must retire: true when the job was abandoned
-/// and a replacement took the thread's place.
-pub type Task = Box<dyn FnOnce() -> bool + Send>;
+/// Work that runs on a pool thread.
+pub trait Work: Send + Sync {
+    /// Runs the work. Returns whether its thread must retire: true when the work was
+    /// abandoned while it ran, and a replacement took the thread's place.
+    fn run(&self) -> bool;
+}
+
+/// A queued piece of work. It is shared, so that whoever queued it can still reach it (to
+/// cancel or abandon it) while it runs, with no allocation besides its own.
+pub type Task = Arc<dyn Work>;
 
 /// The shared worker pool. Cloning it is cheap; every clone is the same pool.
 #[derive(Clone)]
@@ -271,8 +278,9 @@ impl LaneState {
             };
             // A panic here is the engine's own bug, not the plugin's (the SDK catches those):
             // the thread survives it.
-            let retire =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or(false);
+            let retire = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()))
+                .unwrap_or(false);
+            drop(task);
             if retire {
                 self.alive.fetch_sub(1, Ordering::SeqCst);
                 return;
@@ -295,8 +303,22 @@ mod tests {
             .unwrap()
     }
 
+    /// Work from a closure, run once; it returns whether its thread retires.
+    struct Once<F>(Mutex<Option<F>>);
+
+    impl<F: FnOnce() -> bool + Send> Work for Once<F> {
+        fn run(&self) -> bool {
+            let job = self.0.lock().unwrap().take();
+            job.is_some_and(|job| job())
+        }
+    }
+
+    fn retiring(job: impl FnOnce() -> bool + Send + 'static) -> Task {
+        Arc::new(Once(Mutex::new(Some(job))))
+    }
+
     fn task(job: impl FnOnce() + Send + 'static) -> Task {
-        Box::new(move || {
+        retiring(move || {
             job();
             false
         })
@@ -381,7 +403,7 @@ mod tests {
 
         pool.submit(
             Lane::Compute,
-            vec![Box::new(move || {
+            vec![retiring(move || {
                 let _ = stuck.recv();
                 true
             })],

@@ -13,7 +13,7 @@
 //! however many jobs run.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -29,7 +29,7 @@ use weft_spec::{Defaults, RetryPolicy, Stage};
 
 use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
-use crate::pool::{Lane, Pool, Slots, Task};
+use crate::pool::{Lane, Pool, Slots, Task, Work};
 use crate::run::emit;
 use crate::state::{ErrorInfo, JobStatus, Output, StageRecord, StageStatus};
 
@@ -136,14 +136,28 @@ impl Inbox {
 
 /// An attempt's result, as its worker thread left it.
 struct Done {
-    index: usize,
+    key: Key,
     attempt: u32,
     result: Result<Output, Failure>,
-    span: WorkerSpan,
+    /// Where and when it ran, measured only when there are events to tell.
+    span: Option<WorkerSpan>,
 }
 
-/// An attempt queued in the pool, shared by the stage and the thread that runs it.
+/// A live job: its place in the stage's table of live jobs, and its item's index. The
+/// index tells a job from a later one given the same place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    place: usize,
+    index: usize,
+}
+
+/// One attempt of a job, queued in the pool: shared by the stage and the thread that runs
+/// it.
 struct Attempt {
+    shared: Arc<Shared>,
+    key: Key,
+    number: u32,
+    input: Input,
     /// [`QUEUED`], then [`RETURNED`] or [`ABANDONED`], whichever side gets there first.
     state: AtomicU8,
     /// Its own cancellation, when it has a timeout; otherwise it reads the stage's.
@@ -155,11 +169,8 @@ const RETURNED: u8 = 1;
 const ABANDONED: u8 = 2;
 
 impl Attempt {
-    fn new(own_flag: bool) -> Self {
-        Self {
-            state: AtomicU8::new(QUEUED),
-            flag: own_flag.then(CancelFlag::new),
-        }
+    fn flag(&self) -> &CancelFlag {
+        self.flag.as_ref().unwrap_or(&self.shared.cancel)
     }
 
     /// Marks the call returned; false if the stage abandoned it first.
@@ -179,34 +190,38 @@ impl Attempt {
     }
 }
 
-impl Shared {
-    /// Runs one attempt on a worker thread and leaves its result in the inbox. Returns
-    /// whether the thread must retire, because the attempt was abandoned while it ran.
-    fn call(&self, index: usize, number: u32, attempt: &Attempt, input: &[u8]) -> bool {
-        let item = self.fan_out.then_some(index as u64);
+impl Work for Attempt {
+    /// Calls the job on a worker thread and leaves its result in the stage's inbox.
+    fn run(&self) -> bool {
+        let shared = &*self.shared;
+        let item = shared.fan_out.then_some(self.key.index as u64);
         let log = |level: LogLevel, message: &str| {
             plugin_log(
-                &self.events,
-                &self.run_id,
-                &self.stage_id,
+                &shared.events,
+                &shared.run_id,
+                &shared.stage_id,
                 item,
                 level,
                 message,
             )
         };
         let options = CallOptions {
-            cancel: attempt.flag.as_ref().unwrap_or(&self.cancel),
-            timeout: self.timeout,
-            grace: self.grace,
-            attempt: number,
-            run_id: &self.run_id,
-            stage_id: &self.stage_id,
+            cancel: self.flag(),
+            timeout: shared.timeout,
+            grace: shared.grace,
+            attempt: self.number,
+            run_id: &shared.run_id,
+            stage_id: &shared.stage_id,
             index: item,
             log: &log,
         };
-        let start = SystemTime::now();
-        let clock = Instant::now();
-        let call = AssertUnwindSafe(|| self.plugin.jobs[self.job].call_raw(input, &options));
+        let clock = shared
+            .events
+            .is_some()
+            .then(|| (SystemTime::now(), Instant::now()));
+        let call = AssertUnwindSafe(|| {
+            shared.plugin.jobs[shared.job].call_raw(self.input.bytes(), &options)
+        });
         // The SDK catches a plugin's panics; one here is the engine's, and the job fails.
         let result = std::panic::catch_unwind(call).unwrap_or_else(|_| {
             Err(Failure {
@@ -216,15 +231,15 @@ impl Shared {
                 details: None,
             })
         });
-        let span = WorkerSpan {
+        let span = clock.map(|(start, clock)| WorkerSpan {
             thread: worker_number(),
             start,
             call_ms: clock.elapsed().as_secs_f64() * 1000.0,
-        };
-        let retire = !attempt.returned();
-        self.inbox.push(Done {
-            index,
-            attempt: number,
+        });
+        let retire = !self.returned();
+        shared.inbox.push(Done {
+            key: self.key,
+            attempt: self.number,
             result,
             span,
         });
@@ -249,9 +264,10 @@ impl Input {
 
 /// A job that has started and not ended: in the pool, or waiting to retry.
 struct Live {
+    index: usize,
     attempt: u32,
-    /// When the current attempt was queued.
-    started: Instant,
+    /// When the current attempt was queued, when something needs to know.
+    started: Option<Instant>,
     /// The attempt in the pool; `None` while the job waits to retry.
     running: Option<Arc<Attempt>>,
     timed_out: bool,
@@ -265,6 +281,70 @@ struct Live {
 impl Live {
     fn last_error(&self) -> Option<ErrorInfo> {
         self.last.as_ref().map(|(_, error, _)| error.clone())
+    }
+}
+
+/// The live jobs of a stage, each in a numbered place that a later job reuses once it ends.
+#[derive(Default)]
+struct Table {
+    places: Vec<Option<Live>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Table {
+    fn insert(&mut self, live: Live) -> Key {
+        let index = live.index;
+        let place = match self.free.pop() {
+            Some(place) => {
+                self.places[place] = Some(live);
+                place
+            }
+            None => {
+                self.places.push(Some(live));
+                self.places.len() - 1
+            }
+        };
+        self.len += 1;
+        Key { place, index }
+    }
+
+    fn get(&self, key: Key) -> Option<&Live> {
+        self.places
+            .get(key.place)?
+            .as_ref()
+            .filter(|live| live.index == key.index)
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut Live> {
+        self.places
+            .get_mut(key.place)?
+            .as_mut()
+            .filter(|live| live.index == key.index)
+    }
+
+    fn remove(&mut self, key: Key) -> Option<Live> {
+        self.get(key)?;
+        self.len -= 1;
+        self.free.push(key.place);
+        self.places[key.place].take()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.places.iter().enumerate().filter_map(|(place, live)| {
+            live.as_ref().map(|live| Key {
+                place,
+                index: live.index,
+            })
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -301,19 +381,19 @@ struct Jobs {
     stopped: bool,
     cancelled: bool,
     halted: bool,
-    live: HashMap<usize, Live>,
+    live: Table,
     /// The pool slots of the attempts in the pool, and `spare` more not yet used.
     slots: Slots,
     spare: usize,
     /// A place under the workflow's `max_parallel`, won by waiting, for the next new job.
     permit: Option<OwnedSemaphorePermit>,
-    /// Deadlines by attempt, (deadline, index, attempt): each queue is in deadline order,
-    /// since every attempt of a stage has the same timeout and the same grace.
-    timeouts: VecDeque<(Instant, usize, u32)>,
-    graces: VecDeque<(Instant, usize, u32)>,
+    /// Deadlines by attempt, (deadline, job, attempt): each queue is in deadline order, since
+    /// every attempt of a stage has the same timeout and the same grace.
+    timeouts: VecDeque<(Instant, Key, u32)>,
+    graces: VecDeque<(Instant, Key, u32)>,
     /// Jobs waiting to retry, by when; then those whose time has come, waiting for a slot.
-    backoffs: BinaryHeap<Reverse<(Instant, usize)>>,
-    due: VecDeque<usize>,
+    backoffs: BinaryHeap<Reverse<(Instant, usize, usize)>>,
+    due: VecDeque<Key>,
     /// The results taken from the inbox, kept to reuse its memory.
     done: Vec<Done>,
     started: Instant,
@@ -405,6 +485,13 @@ impl Jobs {
         record
     }
 
+    fn halting(&self) -> bool {
+        self.run
+            .halt
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+
     /// Notices a cancellation or a halt of the run.
     fn watch(&mut self) {
         if !self.cancelled && self.run.token.is_cancelled() {
@@ -412,12 +499,7 @@ impl Jobs {
             self.stopped = true;
             self.cancel_all();
         }
-        let halting = self
-            .run
-            .halt
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled);
-        if !self.halted && halting {
+        if !self.halted && self.halting() {
             self.halted = true;
             self.stopped = true;
             self.halt_all();
@@ -429,43 +511,40 @@ impl Jobs {
     fn cancel_all(&mut self) {
         self.shared.cancel.cancel();
         let deadline = Instant::now() + self.shared.grace;
-        let mut waiting = Vec::new();
-        for (&index, live) in &mut self.live {
+        let keys: Vec<Key> = self.live.keys().collect();
+        for key in keys {
+            let Some(live) = self.live.get_mut(key) else {
+                continue;
+            };
             match &live.running {
                 Some(attempt) => {
                     live.cancelled = true;
                     if let Some(flag) = &attempt.flag {
                         flag.cancel();
                     }
-                    self.graces.push_back((deadline, index, live.attempt));
+                    self.graces.push_back((deadline, key, live.attempt));
                 }
-                None => waiting.push(index),
+                None => {
+                    let end = JobEnd::new(JobStatus::Cancelled, live.attempt, live.last_error());
+                    self.end(key, end);
+                }
             }
         }
         self.backoffs.clear();
         self.due.clear();
-        for index in waiting {
-            let live = &self.live[&index];
-            let end = JobEnd::new(JobStatus::Cancelled, live.attempt, live.last_error());
-            self.end(index, end);
-        }
     }
 
     /// `on_error: finish`: a job waiting to retry ends with its last failure; attempts in the
     /// pool go on.
     fn halt_all(&mut self) {
-        let waiting: Vec<usize> = self
-            .live
-            .iter()
-            .filter(|(_, live)| live.running.is_none())
-            .map(|(&index, _)| index)
-            .collect();
-        self.backoffs.clear();
-        self.due.clear();
-        for index in waiting {
-            let Some(live) = self.live.get_mut(&index) else {
+        let keys: Vec<Key> = self.live.keys().collect();
+        for key in keys {
+            let Some(live) = self.live.get_mut(key) else {
                 continue;
             };
+            if live.running.is_some() {
+                continue;
+            }
             let attempts = live.attempt;
             let end = match live.last.take() {
                 Some((status, error, worker)) => {
@@ -473,8 +552,10 @@ impl Jobs {
                 }
                 None => JobEnd::new(JobStatus::Cancelled, attempts, None),
             };
-            self.end(index, end);
+            self.end(key, end);
         }
+        self.backoffs.clear();
+        self.due.clear();
     }
 
     /// Takes every result the worker threads left, and gives their slots back at once.
@@ -494,22 +575,22 @@ impl Jobs {
     /// Handles one result; false if it belongs to an attempt given up on (abandoned), whose
     /// slot is already free.
     fn returned(&mut self, done: Done) -> bool {
-        let Some(live) = self.live.get_mut(&done.index) else {
+        let Some(live) = self.live.get_mut(done.key) else {
             return false;
         };
         if live.attempt != done.attempt || live.running.take().is_none() {
             return false;
         }
-        let (index, attempt) = (done.index, done.attempt);
+        let (key, attempt) = (done.key, done.attempt);
         match done.result {
             _ if live.timed_out => {
                 let failure = self.timed_out(true);
-                self.failed(index, failure, JobStatus::TimedOut, Some(done.span));
+                self.failed(key, failure, JobStatus::TimedOut, done.span);
             }
             Ok(output) => {
-                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(Some(done.span));
+                let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(done.span);
                 end.output = Some(output);
-                self.end(index, end);
+                self.end(key, end);
             }
             Err(failure)
                 if live.cancelled
@@ -517,9 +598,9 @@ impl Jobs {
                         && self.run.token.is_cancelled()) =>
             {
                 let end = JobEnd::new(JobStatus::Cancelled, attempt, live.last_error());
-                self.end(index, end);
+                self.end(key, end);
             }
-            Err(failure) => self.failed(index, failure, JobStatus::Failed, Some(done.span)),
+            Err(failure) => self.failed(key, failure, JobStatus::Failed, done.span),
         }
         true
     }
@@ -548,7 +629,7 @@ impl Jobs {
     /// A failed attempt: the job retries after its backoff, or ends with the failure.
     fn failed(
         &mut self,
-        index: usize,
+        key: Key,
         failure: Failure,
         status: JobStatus,
         worker: Option<WorkerSpan>,
@@ -558,25 +639,18 @@ impl Jobs {
             retryable: failure.retryable,
             details: failure.details,
         };
-        let halting = self
-            .run
-            .halt
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled);
-        let Some(live) = self.live.get_mut(&index) else {
+        let stopping = self.halting() || self.run.token.is_cancelled();
+        let Some(live) = self.live.get_mut(key) else {
             return;
         };
         let attempt = live.attempt;
-        if !error.retryable
-            || attempt > self.retry.attempts
-            || halting
-            || self.run.token.is_cancelled()
-        {
-            self.end(index, JobEnd::new(status, attempt, Some(error)).on(worker));
+        if !error.retryable || attempt > self.retry.attempts || stopping {
+            self.end(key, JobEnd::new(status, attempt, Some(error)).on(worker));
             return;
         }
 
         let delay = backoff(&self.retry, attempt);
+        let index = key.index;
         tracing::info!(stage = %self.run.id, index, attempt, delay = ?delay, error = %error.message, "retrying");
         emit(&self.run.events, || {
             let mut event = Event::new(EventKind::JobRetrying, &self.run.run_id);
@@ -589,20 +663,18 @@ impl Jobs {
             event
         });
         live.last = Some((status, error, worker));
-        self.backoffs.push(Reverse((Instant::now() + delay, index)));
+        self.backoffs
+            .push(Reverse((Instant::now() + delay, key.place, key.index)));
     }
 
     /// Ends a job: its event, its count against `tolerate`, its place in the record.
-    fn end(&mut self, index: usize, end: JobEnd) {
-        let started = self
-            .live
-            .remove(&index)
-            .map_or_else(Instant::now, |live| live.started);
-        emit_job_finished(&self.shared, index, &end, started.elapsed());
+    fn end(&mut self, key: Key, end: JobEnd) {
+        let started = self.live.remove(key).and_then(|live| live.started);
+        emit_job_finished(&self.shared, key.index, &end, started);
         if end.status.counts_as_failure() {
             self.count_failure();
         }
-        settle(&mut self.record, index, end);
+        settle(&mut self.record, key.index, end);
     }
 
     fn count_failure(&mut self) {
@@ -616,44 +688,42 @@ impl Jobs {
     /// Fires the timers that are due: timeouts cancel their attempt, graces abandon it, and
     /// backoffs make their job due for another attempt.
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(&(deadline, index, attempt)) = self.timeouts.front() {
+        while let Some(&(deadline, key, attempt)) = self.timeouts.front() {
             if deadline > now {
                 break;
             }
             self.timeouts.pop_front();
-            if let Some(live) = self.live.get_mut(&index)
+            if let Some(live) = self.live.get_mut(key)
                 && live.attempt == attempt
                 && !live.timed_out
                 && let Some(running) = &live.running
             {
                 live.timed_out = true;
-                if let Some(flag) = &running.flag {
-                    flag.cancel();
-                }
+                running.flag().cancel();
                 self.graces
-                    .push_back((now + self.shared.grace, index, attempt));
+                    .push_back((now + self.shared.grace, key, attempt));
             }
         }
-        while let Some(&(deadline, index, attempt)) = self.graces.front() {
+        while let Some(&(deadline, key, attempt)) = self.graces.front() {
             if deadline > now {
                 break;
             }
             self.graces.pop_front();
-            self.abandon(index, attempt);
+            self.abandon(key, attempt);
         }
-        while let Some(&Reverse((at, index))) = self.backoffs.peek() {
+        while let Some(&Reverse((at, place, index))) = self.backoffs.peek() {
             if at > now {
                 break;
             }
             self.backoffs.pop();
-            self.due.push_back(index);
+            self.due.push_back(Key { place, index });
         }
     }
 
     /// Gives up on an attempt that did not return within the grace period, unless it has
     /// returned meanwhile.
-    fn abandon(&mut self, index: usize, attempt: u32) {
-        let Some(live) = self.live.get_mut(&index) else {
+    fn abandon(&mut self, key: Key, attempt: u32) {
+        let Some(live) = self.live.get_mut(key) else {
             return;
         };
         let abandoned = live.attempt == attempt
@@ -668,26 +738,23 @@ impl Jobs {
         let timed_out = live.timed_out;
         self.slots.release(1);
         self.run.pool.replace_thread(self.lane);
-        tracing::warn!(stage = %self.run.id, index, grace = ?self.shared.grace, "job abandoned: it did not stop within the grace period");
+        tracing::warn!(stage = %self.run.id, index = key.index, grace = ?self.shared.grace, "job abandoned: it did not stop within the grace period");
         if timed_out {
             let failure = self.timed_out(false);
-            self.failed(index, failure, JobStatus::TimedOut, None);
+            self.failed(key, failure, JobStatus::TimedOut, None);
         } else {
             let grace = humantime::format_duration(self.shared.grace);
             let error = ErrorInfo::fatal(format!(
                 "the job did not stop within the grace period of {grace} and was abandoned"
             ));
-            self.end(
-                index,
-                JobEnd::new(JobStatus::Abandoned, attempt, Some(error)),
-            );
+            self.end(key, JobEnd::new(JobStatus::Abandoned, attempt, Some(error)));
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let timeout = self.timeouts.front().map(|(at, ..)| *at);
         let grace = self.graces.front().map(|(at, ..)| *at);
-        let backoff = self.backoffs.peek().map(|Reverse((at, _))| *at);
+        let backoff = self.backoffs.peek().map(|Reverse((at, ..))| *at);
         [timeout, grace, backoff].into_iter().flatten().min()
     }
 
@@ -707,11 +774,9 @@ impl Jobs {
                 blocked = Blocked::Slot;
                 break;
             }
-            if let Some(index) = retry {
+            if let Some(key) = retry {
                 self.due.pop_front();
-                if let Some(task) = self.retry_job(index) {
-                    tasks.push(task);
-                }
+                tasks.extend(self.retry_job(key));
                 continue;
             }
             let permit = match &self.run.run_permits {
@@ -728,9 +793,7 @@ impl Jobs {
                     }
                 },
             };
-            if let Some(task) = self.new_job(permit) {
-                tasks.push(task);
-            }
+            tasks.extend(self.new_job(permit));
         }
         self.run.pool.submit(self.lane, tasks);
         if blocked != Blocked::Slot {
@@ -767,36 +830,34 @@ impl Jobs {
             Ok(input) => input,
             Err(error) => {
                 let end = JobEnd::new(JobStatus::Failed, 0, Some(error));
-                emit_job_finished(&self.shared, index, &end, Duration::ZERO);
+                emit_job_finished(&self.shared, index, &end, None);
                 self.count_failure();
                 settle(&mut self.record, index, end);
                 return None;
             }
         };
-        self.live.insert(
+        let key = self.live.insert(Live {
             index,
-            Live {
-                attempt: 0,
-                started: Instant::now(),
-                running: None,
-                timed_out: false,
-                cancelled: false,
-                last: None,
-                _permit: permit,
-            },
-        );
-        Some(self.launch(index, input))
+            attempt: 0,
+            started: None,
+            running: None,
+            timed_out: false,
+            cancelled: false,
+            last: None,
+            _permit: permit,
+        });
+        Some(self.launch(key, input))
     }
 
     /// Queues another attempt of a job whose backoff is over.
-    fn retry_job(&mut self, index: usize) -> Option<Task> {
+    fn retry_job(&mut self, key: Key) -> Option<Task> {
         // The input is rendered again rather than kept: it is the same, and most jobs never
         // retry.
-        match self.input(index) {
-            Ok(input) => Some(self.launch(index, input)),
+        match self.input(key.index) {
+            Ok(input) => Some(self.launch(key, input)),
             Err(error) => {
-                let attempts = self.live.get(&index).map_or(0, |live| live.attempt);
-                self.end(index, JobEnd::new(JobStatus::Failed, attempts, Some(error)));
+                let attempts = self.live.get(key).map_or(0, |live| live.attempt);
+                self.end(key, JobEnd::new(JobStatus::Failed, attempts, Some(error)));
                 None
             }
         }
@@ -810,34 +871,41 @@ impl Jobs {
         render(self.template.as_ref(), &self.run.scope, item, index).map(Input::Own)
     }
 
-    /// Makes the next attempt of a live job, to be queued in the pool with a slot taken
-    /// from the spare ones.
-    fn launch(&mut self, index: usize, input: Input) -> Task {
-        let now = Instant::now();
-        let attempt = Arc::new(Attempt::new(self.shared.timeout.is_some()));
+    /// Makes the next attempt of a live job, to be queued in the pool with a slot taken from
+    /// the spare ones.
+    fn launch(&mut self, key: Key, input: Input) -> Task {
+        // The clock is read only when a timeout or an event needs it.
+        let now = (self.shared.timeout.is_some() || self.run.events.is_some()).then(Instant::now);
         let live = self
             .live
-            .get_mut(&index)
+            .get_mut(key)
             .unwrap_or_else(|| unreachable!("only live jobs are launched"));
         live.attempt += 1;
+        let attempt = Arc::new(Attempt {
+            shared: self.shared.clone(),
+            key,
+            number: live.attempt,
+            input,
+            state: AtomicU8::new(QUEUED),
+            flag: self.shared.timeout.map(|_| CancelFlag::new()),
+        });
         live.started = now;
         live.timed_out = false;
         live.cancelled = false;
         live.running = Some(attempt.clone());
         let number = live.attempt;
         self.spare -= 1;
-        if let Some(timeout) = self.shared.timeout {
-            self.timeouts.push_back((now + timeout, index, number));
+        if let (Some(timeout), Some(now)) = (self.shared.timeout, now) {
+            self.timeouts.push_back((now + timeout, key, number));
         }
         emit(&self.run.events, || {
             let mut event = Event::new(EventKind::JobStarted, &self.run.run_id);
             event.stage = Some(self.run.id.clone());
-            event.index = self.shared.fan_out.then_some(index);
+            event.index = self.shared.fan_out.then_some(key.index);
             event.attempt = Some(number);
             event
         });
-        let shared = self.shared.clone();
-        Box::new(move || shared.call(index, number, &attempt, input.bytes()))
+        attempt
     }
 }
 
@@ -949,7 +1017,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
         stopped: false,
         cancelled: false,
         halted: false,
-        live: HashMap::new(),
+        live: Table::default(),
         slots: Slots::default(),
         spare: 0,
         permit: None,
@@ -1012,7 +1080,7 @@ fn settle(record: &mut StageRecord, index: usize, end: JobEnd) {
     }
 }
 
-fn emit_job_finished(shared: &Shared, index: usize, end: &JobEnd, elapsed: Duration) {
+fn emit_job_finished(shared: &Shared, index: usize, end: &JobEnd, started: Option<Instant>) {
     let (status, error) = (end.status, end.error.as_ref());
     if status != JobStatus::Succeeded
         && let Some(error) = error
@@ -1026,6 +1094,7 @@ fn emit_job_finished(shared: &Shared, index: usize, end: &JobEnd, elapsed: Durat
         event.attempt = Some(end.attempts.max(1));
         event.status = Some(status.as_str());
         event.error = error.cloned();
+        let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
         event.duration_ms = Some(elapsed.as_secs_f64() * 1000.0);
         event.worker = end.worker;
         event
