@@ -1,4 +1,4 @@
-//! A running program: its pipes, each on a thread of its own, and the wait that a
+//! A running program: its output pipes and its end, watched together by one `poll` that a
 //! cancellation or a deadline interrupts.
 //!
 //! # Invariants
@@ -8,21 +8,23 @@
 //! then it stays a zombie, and the group's id cannot name another group.
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
-use std::process::{ChildStdin, ExitStatus, Stdio};
-use std::thread::{self, JoinHandle};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
 use weft_plugin::{JobContext, JobError};
 
 use crate::{Command, RunInput};
 
-/// The first pause between two looks at the program, short so that a quick program
-/// returns at once.
-const FIRST_INTERVAL: Duration = Duration::from_micros(200);
+/// The first pause between two looks at the cancellation, short so that a cancelled job
+/// stops at once; output and the program's end wake the wait before it is over.
+const FIRST_INTERVAL: Duration = Duration::from_micros(500);
 
-/// The longest pause between two looks at the program.
+/// The longest pause between two looks at the cancellation.
 const MAX_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The longest wait between `SIGTERM` and `SIGKILL`.
@@ -39,16 +41,53 @@ pub(crate) enum Interrupted {
     Failed(JobError),
 }
 
-/// A thread that reads one of the program's outputs to its end.
-type Reader = JoinHandle<io::Result<Vec<u8>>>;
+/// One of the program's outputs, read as it comes.
+struct Output<P> {
+    /// `None` once it reached its end.
+    pipe: Option<P>,
+    bytes: Vec<u8>,
+}
 
-/// A program that runs, with the threads that feed and drain its pipes.
+impl<P: Read + AsFd> Output<P> {
+    fn new(pipe: P) -> io::Result<Self> {
+        rustix::io::ioctl_fionbio(&pipe, true)?;
+        Ok(Self {
+            pipe: Some(pipe),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Reads what is there without blocking; closes the output at its end.
+    fn read(&mut self) -> io::Result<()> {
+        let Some(pipe) = &mut self.pipe else {
+            return Ok(());
+        };
+        let mut buffer = [0_u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return Ok(());
+                }
+                Ok(read) => self.bytes.extend_from_slice(&buffer[..read]),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// A program that runs, with its output pipes.
 pub(crate) struct Child {
     process: std::process::Child,
     /// The program's pid, which is also its process group's id.
     group: Pid,
-    stdout: Reader,
-    stderr: Reader,
+    stdout: Output<ChildStdout>,
+    stderr: Output<ChildStderr>,
+    /// A descriptor that becomes readable when the program ends (Linux); without one, the
+    /// wait looks at the program after each pause.
+    exit: Option<OwnedFd>,
 }
 
 impl Child {
@@ -75,9 +114,9 @@ impl Child {
             .spawn()
             .map_err(|error| spawn_error(command, &error))?;
         let group = Pid::from_child(&process);
-        let pipes = Self::start_threads(&mut process, input.stdin.clone());
-        match pipes {
+        match Self::watch(&mut process, input.stdin.clone()) {
             Ok((stdout, stderr)) => Ok(Self {
+                exit: exit_descriptor(group),
                 process,
                 group,
                 stdout,
@@ -87,28 +126,26 @@ impl Child {
                 let _ = kill_process_group(group, Signal::KILL);
                 let _ = process.wait();
                 Err(JobError::new(format!(
-                    "cannot start a thread for `{}`: {error}",
+                    "cannot watch the pipes of `{}`: {error}",
                     command.label
                 )))
             }
         }
     }
 
-    /// Starts the threads that write the standard input and read the outputs.
-    fn start_threads(
+    /// Starts the thread that writes the standard input, and readies the outputs to be read
+    /// without blocking.
+    fn watch(
         process: &mut std::process::Child,
         stdin: Option<String>,
-    ) -> io::Result<(Reader, Reader)> {
+    ) -> io::Result<(Output<ChildStdout>, Output<ChildStderr>)> {
         if let (Some(pipe), Some(text)) = (process.stdin.take(), stdin) {
             thread::Builder::new()
                 .name("weft-shell-stdin".to_owned())
                 .spawn(move || feed(pipe, &text))?;
         }
-
-        let stdout = process.stdout.take().map(drain("weft-shell-stdout"));
-        let stderr = process.stderr.take().map(drain("weft-shell-stderr"));
-        match (stdout, stderr) {
-            (Some(stdout), Some(stderr)) => Ok((stdout?, stderr?)),
+        match (process.stdout.take(), process.stderr.take()) {
+            (Some(stdout), Some(stderr)) => Ok((Output::new(stdout)?, Output::new(stderr)?)),
             _ => Err(io::Error::other("the output pipes are missing")),
         }
     }
@@ -119,22 +156,72 @@ impl Child {
         mut self,
         context: &JobContext<'_>,
     ) -> Result<(ExitStatus, Vec<u8>, Vec<u8>), Interrupted> {
-        let waited = wait_until(context, || {
-            Ok(self.has_exited()? && self.stdout.is_finished() && self.stderr.is_finished())
-        });
-        if let Err(interrupted) = waited {
+        if let Err(interrupted) = self.wait_for_end(context) {
             self.stop(context);
             return Err(interrupted);
         }
+        let status = self.process.wait().map_err(failed)?;
+        Ok((status, self.stdout.bytes, self.stderr.bytes))
+    }
 
-        let status = self.process.wait().map_err(|error| {
-            Interrupted::Failed(JobError::new(format!(
-                "cannot wait for the program: {error}"
-            )))
-        })?;
-        let stdout = join(self.stdout)?;
-        let stderr = join(self.stderr)?;
-        Ok((status, stdout, stderr))
+    /// Reads the outputs until both close and the program has ended. Between two looks at
+    /// the cancellation and the deadline it sleeps in `poll`, which output or the program's
+    /// end cut short; the pauses grow while nothing happens.
+    fn wait_for_end(&mut self, context: &JobContext<'_>) -> Result<(), Interrupted> {
+        let mut interval = FIRST_INTERVAL;
+        let mut ended = false;
+        loop {
+            ended = ended || self.has_exited().map_err(failed)?;
+            let open = self.stdout.pipe.is_some() || self.stderr.pipe.is_some();
+            if ended && !open {
+                return Ok(());
+            }
+            if context.is_cancelled() {
+                return Err(Interrupted::Cancelled);
+            }
+            let mut pause = interval;
+            if let Some(deadline) = context.deadline() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Interrupted::TimedOut(deadline));
+                }
+                pause = pause.min(left);
+            }
+
+            let woken = self.poll(ended, pause).map_err(failed)?;
+            self.stdout.read().map_err(failed)?;
+            self.stderr.read().map_err(failed)?;
+            interval = if woken {
+                FIRST_INTERVAL
+            } else {
+                (interval * 2).min(MAX_INTERVAL)
+            };
+        }
+    }
+
+    /// Sleeps until an output has something to read or closes, the program ends, or
+    /// `pause` passes; says whether something happened.
+    fn poll(&self, ended: bool, pause: Duration) -> io::Result<bool> {
+        let mut watched = Vec::with_capacity(3);
+        let readable = PollFlags::IN | PollFlags::HUP;
+        if let Some(pipe) = &self.stdout.pipe {
+            watched.push(PollFd::new(pipe, readable));
+        }
+        if let Some(pipe) = &self.stderr.pipe {
+            watched.push(PollFd::new(pipe, readable));
+        }
+        if let (Some(exit), false) = (&self.exit, ended) {
+            watched.push(PollFd::new(exit, PollFlags::IN));
+        }
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: i64::from(pause.subsec_nanos()),
+        };
+        match poll(&mut watched, Some(&timeout)) {
+            Ok(ready) => Ok(ready > 0),
+            Err(rustix::io::Errno::INTR) => Ok(true),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Whether the program has ended, without reaping it.
@@ -145,7 +232,7 @@ impl Child {
 
     /// Stops the program's whole group: `SIGTERM`, a wait of half the grace period (at most
     /// 5 seconds) for the program to end, then `SIGKILL` to whatever is left; then reaps
-    /// the program. The output threads are left to end when the pipes close.
+    /// the program. Its outputs are dropped, which closes the pipes.
     fn stop(mut self, context: &JobContext<'_>) {
         let _ = kill_process_group(self.group, Signal::TERM);
 
@@ -162,67 +249,30 @@ impl Child {
     }
 }
 
-/// Waits until `done` says so, looking at it after pauses that grow from 200 µs to 20 ms;
-/// stops early when the job is cancelled or its deadline passes.
-fn wait_until(
-    context: &JobContext<'_>,
-    mut done: impl FnMut() -> io::Result<bool>,
-) -> Result<(), Interrupted> {
-    let mut interval = FIRST_INTERVAL;
-    loop {
-        let finished = done().map_err(|error| {
-            Interrupted::Failed(JobError::new(format!(
-                "cannot wait for the program: {error}"
-            )))
-        })?;
-        if finished {
-            return Ok(());
-        }
-
-        if context.is_cancelled() {
-            return Err(Interrupted::Cancelled);
-        }
-        let mut pause = interval;
-        if let Some(deadline) = context.deadline() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Interrupted::TimedOut(deadline));
-            }
-            pause = pause.min(left);
-        }
-
-        context.sleep(pause).map_err(|_| Interrupted::Cancelled)?;
-        interval = (interval * 2).min(MAX_INTERVAL);
+/// A descriptor that becomes readable when the program ends: a pidfd, on Linux 5.3 and
+/// later. `None` elsewhere, and then the wait looks after each pause.
+fn exit_descriptor(pid: Pid) -> Option<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
     }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+fn failed(error: io::Error) -> Interrupted {
+    Interrupted::Failed(JobError::new(format!(
+        "cannot wait for the program: {error}"
+    )))
 }
 
 /// Writes `text` to the program's standard input, then closes it. A program that exits
 /// without reading it all is no error.
 fn feed(mut pipe: ChildStdin, text: &str) {
     let _ = pipe.write_all(text.as_bytes());
-}
-
-/// Starts a thread that reads a pipe to its end.
-fn drain<R: Read + Send + 'static>(name: &'static str) -> impl FnOnce(R) -> io::Result<Reader> {
-    move |mut pipe| {
-        thread::Builder::new().name(name.to_owned()).spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes)?;
-            Ok(bytes)
-        })
-    }
-}
-
-/// The bytes a finished reader thread read.
-fn join(reader: Reader) -> Result<Vec<u8>, Interrupted> {
-    let read = reader.join().map_err(|_| {
-        Interrupted::Failed(JobError::new("the thread reading the output panicked"))
-    })?;
-    read.map_err(|error| {
-        Interrupted::Failed(JobError::new(format!(
-            "cannot read the program's output: {error}"
-        )))
-    })
 }
 
 /// The job error for a program that could not start: fatal, unless the system lacked a
