@@ -43,7 +43,7 @@ use serde_json::value::RawValue;
 use weft_spec::expr::{self, Piece};
 use weft_spec::{Condition, ForEach, Matrix, type_name};
 
-use crate::state::{Output, StageRecord, StatusFlags, parse};
+use crate::state::{Item, Items, Output, StageRecord, StatusFlags, parse};
 
 /// The context variable the status functions read the scope's flags from. It is not an
 /// identifier, so no expression can name it.
@@ -319,9 +319,13 @@ impl Scope {
     }
 
     /// The context of one evaluation: the scope's names, plus `item` and `index` when given.
-    fn context(&self, item: Option<(&Json, usize)>) -> Value {
+    fn context(&self, item: Option<(Item<'_>, usize)>) -> Value {
+        let convert = |item: Item<'_>| match item {
+            Item::Value(value) => to_minijinja(value),
+            Item::Text(_) => to_minijinja(&item.to_json()),
+        };
         Value::from_object(Context {
-            item: item.map(|(item, index)| (to_minijinja(item), Value::from(index))),
+            item: item.map(|(item, index)| (convert(item), Value::from(index))),
             root: Arc::clone(&self.root),
         })
     }
@@ -831,6 +835,7 @@ impl Template {
     /// Each call builds one small context object over the scope; nothing of the scope is
     /// copied or converted again.
     pub fn render(&self, scope: &Scope, item: Option<(&Json, usize)>) -> Result<Json, EvalError> {
+        let item = item.map(|(item, index)| (Item::Value(item), index));
         if let Node::Literal(value) = &self.root {
             return Ok(value.clone());
         }
@@ -843,7 +848,7 @@ impl Template {
     pub fn render_text(
         &self,
         scope: &Scope,
-        item: Option<(&Json, usize)>,
+        item: Option<(Item<'_>, usize)>,
     ) -> Result<Vec<u8>, EvalError> {
         let mut out = Vec::with_capacity(64);
         let mut context = RenderContext::lazy(scope, item);
@@ -936,7 +941,7 @@ impl Node {
             Node::Literal(value) => Ok(value.clone()),
             Node::Item => context
                 .item
-                .map(|(item, _)| item.clone())
+                .map(|(item, _)| item.to_json())
                 .ok_or_else(|| undefined("item")),
             Node::Index => context
                 .item
@@ -972,10 +977,10 @@ impl Node {
     fn write(&self, context: &mut RenderContext<'_>, out: &mut Vec<u8>) -> Result<(), EvalError> {
         match self {
             Node::Literal(value) => write_json(out, value),
-            Node::Item => {
-                let (item, _) = context.item.ok_or_else(|| undefined("item"))?;
-                write_json(out, item);
-            }
+            Node::Item => match context.item.ok_or_else(|| undefined("item"))? {
+                (Item::Value(value), _) => write_json(out, value),
+                (Item::Text(text), _) => out.extend_from_slice(text.as_bytes()),
+            },
             Node::Index => {
                 let (_, index) = context.item.ok_or_else(|| undefined("index"))?;
                 write_json(out, &index);
@@ -1022,12 +1027,12 @@ fn undefined(name: &str) -> EvalError {
 /// expressions are all `${{ item }}` or `${{ index }}` never builds one.
 struct RenderContext<'a> {
     scope: &'a Scope,
-    item: Option<(&'a Json, usize)>,
+    item: Option<(Item<'a>, usize)>,
     value: Option<Value>,
 }
 
 impl<'a> RenderContext<'a> {
-    fn lazy(scope: &'a Scope, item: Option<(&'a Json, usize)>) -> Self {
+    fn lazy(scope: &'a Scope, item: Option<(Item<'a>, usize)>) -> Self {
         Self {
             scope,
             item,
@@ -1062,8 +1067,18 @@ impl<'a> RenderContext<'a> {
 ///
 /// Anything else is an error naming the type it got (`null` and objects included): "`for_each`
 /// gave an object, not a list".
-pub fn for_each_items(items: &ForEach, scope: &Scope) -> Result<Vec<Json>, EvalError> {
-    list(items, scope, "`for_each`")
+pub fn for_each_items(items: &ForEach, scope: &Scope) -> Result<Items, EvalError> {
+    if let ForEach::Expr(text) = items
+        && let Some(lookup) = expr::whole(text).and_then(Lookup::parse)
+        && let Some(Found::Text(Some(output))) = scope.find(&lookup)
+    {
+        // Another stage's output, read as it was written.
+        return Items::from_text(output).ok_or_else(|| EvalError::NotAList {
+            what: "`for_each`".to_owned(),
+            found: with_article(&parse(Some(output))),
+        });
+    }
+    list(items, scope, "`for_each`").map(Items::Values)
 }
 
 /// The items of a matrix: one object `{axis: value, ...}` per combination of the axes.
@@ -1235,7 +1250,9 @@ mod tests {
     fn succeeded(outputs: Vec<Json>) -> StageRecord {
         let mut record = StageRecord::pending(true);
         record.status = StageStatus::Succeeded;
-        record.items = Arc::new((0..outputs.len()).map(|index| json!(index)).collect());
+        record.items = Arc::new(Items::Values(
+            (0..outputs.len()).map(|index| json!(index)).collect(),
+        ));
         record.jobs = vec![JobStatus::Succeeded; outputs.len()];
         record.outputs = outputs.iter().map(raw).collect();
         record
@@ -1481,7 +1498,9 @@ mod tests {
         ] {
             let compiled = Template::compile(shared_environment(), &template).unwrap();
             let tree = compiled.render(&scope, Some((&item, 2))).unwrap();
-            let text = compiled.render_text(&scope, Some((&item, 2))).unwrap();
+            let text = compiled
+                .render_text(&scope, Some((Item::Value(&item), 2)))
+                .unwrap();
 
             let reread: Json = serde_json::from_slice(&text).unwrap();
             assert_eq!(reread, tree, "{template}");
@@ -1569,7 +1588,52 @@ mod tests {
 
         let list = for_each_items(&items, &scope()).unwrap();
 
-        assert_eq!(list, vec![json!("a"), json!("books"), json!(3)]);
+        assert_eq!(list.to_values(), vec![json!("a"), json!("books"), json!(3)]);
+    }
+
+    #[test]
+    fn for_each_over_an_output_keeps_each_element_as_its_text() {
+        let mut numbers = single(StageStatus::Succeeded, Json::Null);
+        let text = r#"[1, {"a": [2, "x,y"]}, "z\"]", null]"#;
+        numbers.outputs = vec![Some(RawValue::from_string(text.to_owned()).unwrap())];
+        let scope = scope_with(&[("numbers", &numbers)], OK);
+        let items = ForEach::Expr("${{ stages.numbers.output }}".to_owned());
+
+        let list = for_each_items(&items, &scope).unwrap();
+
+        assert!(matches!(list, Items::Text { .. }));
+        assert_eq!(
+            list.to_values(),
+            vec![
+                json!(1),
+                json!({"a": [2, "x,y"]}),
+                json!("z\"]"),
+                Json::Null
+            ]
+        );
+        let template =
+            Template::compile(shared_environment(), &json!({"v": "${{ item }}"})).unwrap();
+        let input = template
+            .render_text(&scope, Some((list.get(1).unwrap(), 1)))
+            .unwrap();
+        assert_eq!(input, br#"{"v":{"a": [2, "x,y"]}}"#);
+    }
+
+    #[test]
+    fn for_each_over_an_output_that_is_not_a_list_names_its_type() {
+        let numbers = single(StageStatus::Succeeded, json!({"n": 1}));
+        let scope = scope_with(&[("numbers", &numbers)], OK);
+        let items = ForEach::Expr("${{ stages.numbers.output }}".to_owned());
+
+        let error = for_each_items(&items, &scope).unwrap_err();
+
+        assert_eq!(
+            error,
+            EvalError::NotAList {
+                what: "`for_each`".into(),
+                found: "an object".into()
+            }
+        );
     }
 
     #[test]
@@ -1580,7 +1644,7 @@ mod tests {
 
         let list = for_each_items(&items, &scope).unwrap();
 
-        assert_eq!(list, vec![json!("a"), json!("b")]);
+        assert_eq!(list.to_values(), vec![json!("a"), json!("b")]);
     }
 
     #[test]

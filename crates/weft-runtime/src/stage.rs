@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +30,7 @@ use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
 use crate::pool::{Lane, Pool, Slots, Task, Work};
 use crate::run::emit;
-use crate::state::{ErrorInfo, JobStatus, Output, StageRecord, StageStatus};
+use crate::state::{ErrorInfo, Item, Items, JobStatus, Output, StageRecord, StageStatus};
 
 /// Everything a stage needs to run.
 pub(crate) struct StageRun {
@@ -867,7 +866,11 @@ impl Jobs {
         if let Some(bytes) = &self.literal_input {
             return Ok(Input::Shared(bytes.clone()));
         }
-        let item = self.shared.fan_out.then(|| &self.record.items[index]);
+        let item = self
+            .shared
+            .fan_out
+            .then(|| self.record.items.get(index))
+            .flatten();
         render(self.template.as_ref(), &self.run.scope, item, index).map(Input::Own)
     }
 
@@ -1031,13 +1034,13 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
     jobs.drive().await
 }
 
-fn items(run: &StageRun) -> Result<Vec<Value>, ErrorInfo> {
+fn items(run: &StageRun) -> Result<Items, ErrorInfo> {
     let items = if let Some(for_each) = &run.stage.for_each {
         eval::for_each_items(for_each, &run.scope)
     } else if let Some(matrix) = &run.stage.matrix {
-        eval::matrix_items(matrix, &run.scope)
+        eval::matrix_items(matrix, &run.scope).map(Items::Values)
     } else {
-        return Ok(Vec::new());
+        return Ok(Items::default());
     };
     items.map_err(|error| ErrorInfo::fatal(error.to_string()))
 }
@@ -1060,7 +1063,7 @@ fn failed_before_jobs(
 fn render(
     template: Option<&Template>,
     scope: &Scope,
-    item: Option<&Value>,
+    item: Option<Item<'_>>,
     index: usize,
 ) -> Result<Vec<u8>, ErrorInfo> {
     match template {

@@ -129,6 +129,105 @@ pub fn parse(output: Option<&RawValue>) -> Value {
     })
 }
 
+/// A fan-out's items, in order.
+#[derive(Clone, Debug)]
+pub enum Items {
+    /// Values the engine computed: a literal list, a matrix, an expression's result.
+    Values(Vec<Value>),
+    /// The elements of a JSON array a job wrote, kept as its text with where each element
+    /// lies, `(start, end)` in bytes: a fan-out over another stage's output builds no value
+    /// per item, and an item passed on whole is copied as text.
+    Text {
+        /// The array's text.
+        text: Box<str>,
+        /// Where each element lies in it.
+        spans: Vec<(u32, u32)>,
+    },
+}
+
+impl Default for Items {
+    fn default() -> Self {
+        Self::Values(Vec::new())
+    }
+}
+
+/// One item of a fan-out.
+#[derive(Clone, Copy, Debug)]
+pub enum Item<'a> {
+    /// A computed value.
+    Value(&'a Value),
+    /// JSON text, checked when it was received.
+    Text(&'a str),
+}
+
+impl Item<'_> {
+    /// The item as a JSON value.
+    pub fn to_json(self) -> Value {
+        match self {
+            Item::Value(value) => value.clone(),
+            // The text was checked to be JSON when the job that wrote it returned.
+            Item::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl Items {
+    /// The elements of `text` when it is a JSON array; `None` when it is anything else.
+    pub fn from_text(text: &RawValue) -> Option<Items> {
+        let source = text.get();
+        let elements: Vec<&RawValue> = serde_json::from_str(source).ok()?;
+        let base = source.as_ptr().addr();
+        let spans = elements
+            .iter()
+            .map(|element| {
+                let start = element.get().as_ptr().addr() - base;
+                let end = start + element.get().len();
+                // Outputs are at most 64 MiB, so every offset fits.
+                (
+                    u32::try_from(start).unwrap_or(u32::MAX),
+                    u32::try_from(end).unwrap_or(u32::MAX),
+                )
+            })
+            .collect();
+        Some(Items::Text {
+            text: source.into(),
+            spans,
+        })
+    }
+
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Items::Values(values) => values.len(),
+            Items::Text { spans, .. } => spans.len(),
+        }
+    }
+
+    /// Every item as a JSON value.
+    pub fn to_values(&self) -> Vec<Value> {
+        (0..self.len())
+            .filter_map(|index| self.get(index))
+            .map(Item::to_json)
+            .collect()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The item at `index`.
+    pub fn get(&self, index: usize) -> Option<Item<'_>> {
+        match self {
+            Items::Values(values) => values.get(index).map(Item::Value),
+            Items::Text { text, spans } => {
+                let &(start, end) = spans.get(index)?;
+                text.get(start as usize..end as usize).map(Item::Text)
+            }
+        }
+    }
+}
+
 /// Everything known about a stage once it is final (or while it runs, partly).
 #[derive(Clone, Debug)]
 pub struct StageRecord {
@@ -136,8 +235,8 @@ pub struct StageRecord {
     pub status: StageStatus,
     /// Whether the stage fans out.
     pub fan_out: bool,
-    /// The fan-out's items, in order (empty for a single job).
-    pub items: Arc<Vec<Value>>,
+    /// The fan-out's items, in order (none for a single job).
+    pub items: Arc<Items>,
     /// One output per job, in item order; `None` (`null` to expressions) for a job that did
     /// not succeed.
     pub outputs: Vec<Option<Output>>,
@@ -160,7 +259,7 @@ impl StageRecord {
         Self {
             status: StageStatus::Pending,
             fan_out,
-            items: Arc::new(Vec::new()),
+            items: Arc::new(Items::default()),
             outputs: Vec::new(),
             jobs: Vec::new(),
             errors: BTreeMap::new(),
@@ -198,7 +297,7 @@ impl StageRecord {
             .map(|(index, status)| {
                 json!({
                     "index": index,
-                    "item": self.items.get(index).cloned().unwrap_or(Value::Null),
+                    "item": self.items.get(index).map_or(Value::Null, |item| item.to_json()),
                     "status": status.as_str(),
                     "output": self.output_of(index),
                     "error": self.errors.get(&index),
