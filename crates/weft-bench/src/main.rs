@@ -8,6 +8,7 @@
 mod inputs;
 mod measure;
 mod pool;
+mod wake;
 
 use std::error::Error;
 use std::fs;
@@ -49,6 +50,10 @@ enum Internal {
     /// The hand-written channel pool; prints the nanoseconds it took.
     #[command(hide = true)]
     Pool(pool::PoolArgs),
+
+    /// Threads woken by one cancel flag; prints the nanoseconds until the last is back.
+    #[command(hide = true)]
+    Wake(wake::WakeArgs),
 }
 
 /// The sizes of the work.
@@ -103,10 +108,8 @@ struct Row {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
-        Some(Internal::Pool(args)) => pool::run(args).and_then(|elapsed| {
-            writeln!(io::stdout().lock(), "{}", elapsed.as_nanos())?;
-            Ok(())
-        }),
+        Some(Internal::Pool(args)) => pool::run(args).and_then(print_nanos),
+        Some(Internal::Wake(args)) => wake::run(args).and_then(print_nanos),
         None => compare(&cli),
     };
     match outcome {
@@ -121,6 +124,11 @@ fn main() -> ExitCode {
 /// A line of progress on stderr.
 fn note(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+fn print_nanos(elapsed: std::time::Duration) -> Result<(), Box<dyn Error>> {
+    writeln!(io::stdout().lock(), "{}", elapsed.as_nanos())?;
+    Ok(())
 }
 
 fn compare(cli: &Cli) -> Result<(), Box<dyn Error>> {
@@ -374,6 +382,12 @@ fn prepare(
                 ],
             )
             .measured(Measure::CancelLatency(events.clone())),
+            Contender::wall(
+                &format!("{n} bare threads woken by one flag (in-process time)"),
+                &me,
+                args!["wake", "--threads", n.to_string()],
+            )
+            .measured(Measure::Reported),
         ],
     });
 
