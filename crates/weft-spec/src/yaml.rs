@@ -15,6 +15,8 @@
 //! integers (decimal, `0x`, `0o`) and floats (`.inf`, `.nan` included) are typed; anything
 //! else, and anything quoted, is a string. `yes` and `no` are strings.
 
+mod index;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -25,6 +27,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Number, Value};
 
 use crate::diagnostic::{Diagnostic, Kind, did_you_mean, one_of};
+
+use index::Resolved;
+pub use index::SourceIndex;
 
 /// Largest workflow file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -63,59 +68,6 @@ impl Position {
             width: width.max(1),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Entry {
-    key: Option<Position>,
-    value: Option<Position>,
-}
-
-/// Where each key and value of a document is, by key path (`stages.count.retry`,
-/// `stages.a.needs[0]`).
-#[derive(Clone, Debug, Default)]
-pub struct SourceIndex {
-    entries: HashMap<String, Entry>,
-}
-
-impl SourceIndex {
-    /// The position of the key at `path`, or of the value when it has no key (a list item);
-    /// the nearest enclosing key when the path itself is not in the file (a merged value, a
-    /// missing key).
-    pub fn key(&self, path: &str) -> Option<Position> {
-        self.find(path, |entry| entry.key.or(entry.value))
-    }
-
-    /// The position of the value at `path`, with the same fallback as [`SourceIndex::key`].
-    pub fn value(&self, path: &str) -> Option<Position> {
-        self.find(path, |entry| entry.value.or(entry.key))
-    }
-
-    fn find(&self, mut path: &str, pick: impl Fn(&Entry) -> Option<Position>) -> Option<Position> {
-        loop {
-            if let Some(position) = self.entries.get(path).and_then(&pick) {
-                return Some(position);
-            }
-            path = parent(path)?;
-        }
-    }
-
-    fn set_key(&mut self, path: &str, position: Position) {
-        self.entries.entry(path.to_owned()).or_default().key = Some(position);
-    }
-
-    fn set_value(&mut self, path: &str, position: Position) {
-        self.entries.entry(path.to_owned()).or_default().value = Some(position);
-    }
-}
-
-/// The path that encloses `path`: `a.b` for `a.b.c` and for `a.b[2]`; `None` at the top.
-fn parent(path: &str) -> Option<&str> {
-    if path.is_empty() {
-        return None;
-    }
-    let cut = path.rfind(['.', '[']).unwrap_or(0);
-    Some(&path[..cut])
 }
 
 /// Joins a key path and a key.
@@ -260,17 +212,19 @@ fn too_deep(name: &str, at: Position) -> Diagnostic {
 /// A container being built.
 enum Frame {
     Sequence {
-        path: String,
+        /// The node of its path in the index.
+        node: usize,
         items: Vec<Value>,
         anchor: usize,
         size: usize,
     },
     Mapping {
-        path: String,
+        /// The node of its path in the index.
+        node: usize,
         entries: Mapping,
-        /// The key read and waiting for its value, with its path and whether it repeats an
-        /// earlier key (its value is then dropped: the first one stays).
-        key: Option<(Value, String, bool)>,
+        /// The key read and waiting for its value, with its node in the index and whether it
+        /// repeats an earlier key (its value is then dropped: the first one stays).
+        key: Option<(Value, usize, bool)>,
         anchor: usize,
         size: usize,
     },
@@ -285,6 +239,8 @@ struct Builder<'a> {
     anchors: HashMap<usize, (Value, usize)>,
     alias_nodes: usize,
     index: SourceIndex,
+    /// The paths of the index so far, brought up to date when a duplicate key needs them.
+    resolved: Resolved,
     errors: Vec<Diagnostic>,
 }
 
@@ -298,6 +254,7 @@ impl<'a> Builder<'a> {
             anchors: HashMap::new(),
             alias_nodes: 0,
             index: SourceIndex::default(),
+            resolved: Resolved::default(),
             errors: Vec::new(),
         }
     }
@@ -335,18 +292,18 @@ impl<'a> Builder<'a> {
                 self.node(value, size, 0, position)?;
             }
             Event::SequenceStart(anchor, _) => {
-                let path = self.open(position)?;
+                let node = self.open(position)?;
                 self.stack.push(Frame::Sequence {
-                    path,
+                    node,
                     items: Vec::new(),
                     anchor,
                     size: 1,
                 });
             }
             Event::MappingStart(anchor, _) => {
-                let path = self.open(position)?;
+                let node = self.open(position)?;
                 self.stack.push(Frame::Mapping {
-                    path,
+                    node,
                     entries: Mapping::new(),
                     key: None,
                     anchor,
@@ -380,27 +337,32 @@ impl<'a> Builder<'a> {
         Diagnostic::new(kind, self.name, message).at(at.line, at.column, at.width)
     }
 
-    /// Starts a container: records its position and returns its path.
-    fn open(&mut self, position: Position) -> Result<String, Diagnostic> {
+    /// Starts a container: records its position and returns the node of its path. A
+    /// container that is a mapping key takes the root's path, as its keys are indexed from
+    /// the top.
+    fn open(&mut self, position: Position) -> Result<usize, Diagnostic> {
         if self.stack.len() >= MAX_DEPTH {
             return Err(too_deep(self.name, position));
         }
-        let path = self.child_path();
-        if let Some(path) = &path {
-            self.index.set_value(path, position);
+        let node = self.child_node();
+        if let Some(node) = node {
+            self.index.set_value(node, position);
         }
-        Ok(path.unwrap_or_default())
+        Ok(node.unwrap_or(SourceIndex::ROOT))
     }
 
-    /// The path of the next value inside the innermost container, or `None` for a key.
-    fn child_path(&self) -> Option<String> {
+    /// The node of the path of the next value inside the innermost container, or `None` for
+    /// a key.
+    fn child_node(&mut self) -> Option<usize> {
         match self.stack.last() {
-            None => Some(String::new()),
-            Some(Frame::Sequence { path, items, .. }) => Some(format!("{path}[{}]", items.len())),
+            None => Some(SourceIndex::ROOT),
+            Some(Frame::Sequence { node, items, .. }) => {
+                Some(self.index.add_item(*node, items.len()))
+            }
             Some(Frame::Mapping {
-                key: Some((_, path, _)),
+                key: Some((_, node, _)),
                 ..
-            }) => Some(path.clone()),
+            }) => Some(*node),
             Some(Frame::Mapping { key: None, .. }) => None,
         }
     }
@@ -413,8 +375,8 @@ impl<'a> Builder<'a> {
         anchor: usize,
         position: Position,
     ) -> Result<(), Diagnostic> {
-        if let Some(path) = self.child_path() {
-            self.index.set_value(&path, position);
+        if let Some(node) = self.child_node() {
+            self.index.set_value(node, position);
         }
         self.finish(value, size, anchor, position)
     }
@@ -441,7 +403,7 @@ impl<'a> Builder<'a> {
                 *total += size;
             }
             Some(Frame::Mapping {
-                path,
+                node: parent,
                 entries,
                 key,
                 size: total,
@@ -455,34 +417,23 @@ impl<'a> Builder<'a> {
                         }
                     }
                     None => {
-                        let text = key_text(&value);
-                        let key_path = join(path, &text);
-                        if entries.contains_key(&value) {
-                            let first = self.index.key(&key_path);
-                            let mut diagnostic = Diagnostic::new(
-                                Kind::DuplicateKey,
-                                name,
-                                format!("duplicate key `{text}`"),
-                            )
-                            .at_path(key_path.clone())
-                            .at(
-                                position.line,
-                                position.column,
-                                position.width,
-                            );
-                            if let Some(first) = first {
-                                diagnostic = diagnostic.with_hint(format!(
-                                    "the key is first given on line {}; remove one of them",
-                                    first.line
-                                ));
+                        let duplicate = entries.contains_key(&value);
+                        let node = self.index.add_key(*parent, |names| {
+                            write_key_text(names, &value);
+                            if duplicate {
+                                // Index the repeated value under a path no one looks up.
+                                names.push('\u{0}');
                             }
+                        });
+                        if duplicate {
+                            self.resolved.catch_up(&self.index);
+                            let diagnostic =
+                                duplicate_key(name, &self.resolved, *parent, &value, position);
                             self.errors.push(diagnostic);
-                            // Index the repeated value under a path no one looks up.
-                            *key = Some((value, format!("{key_path}\u{0}"), true));
                         } else {
-                            self.index.set_key(&key_path, position);
-                            *key = Some((value, key_path, false));
+                            self.index.set_key(node, position);
                         }
+                        *key = Some((value, node, duplicate));
                     }
                 }
             }
@@ -521,14 +472,48 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The error for a key given twice, with the line of its first occurrence when the index
+/// knows it.
+fn duplicate_key(
+    name: &str,
+    resolved: &Resolved,
+    parent: usize,
+    key: &Value,
+    at: Position,
+) -> Diagnostic {
+    let text = key_text(key);
+    let key_path = join(resolved.path(parent), &text);
+    let diagnostic = Diagnostic::new(Kind::DuplicateKey, name, format!("duplicate key `{text}`"))
+        .at(at.line, at.column, at.width);
+    let diagnostic = match resolved.key(&key_path) {
+        Some(first) => diagnostic.with_hint(format!(
+            "the key is first given on line {}; remove one of them",
+            first.line
+        )),
+        None => diagnostic,
+    };
+    diagnostic.at_path(key_path)
+}
+
 /// The text of a mapping key, for paths and messages.
 fn key_text(key: &Value) -> String {
+    let mut text = String::new();
+    write_key_text(&mut text, key);
+    text
+}
+
+/// Writes the text of a mapping key to `out`.
+fn write_key_text(out: &mut String, key: &Value) {
     match key {
-        Value::String(text) => text.clone(),
-        Value::Null => "null".to_owned(),
-        Value::Bool(flag) => flag.to_string(),
-        Value::Number(number) => number.to_string(),
-        _ => "?".to_owned(),
+        Value::String(text) => out.push_str(text),
+        Value::Null => out.push_str("null"),
+        Value::Bool(flag) => {
+            let _ = write!(out, "{flag}");
+        }
+        Value::Number(number) => {
+            let _ = write!(out, "{number}");
+        }
+        _ => out.push('?'),
     }
 }
 
@@ -929,14 +914,6 @@ mod tests {
                 .message
                 .contains("unsupported YAML tag")
         );
-    }
-
-    #[test]
-    fn parent_paths_climb_keys_and_indexes() {
-        assert_eq!(parent("a.b.c"), Some("a.b"));
-        assert_eq!(parent("a.b[2]"), Some("a.b"));
-        assert_eq!(parent("a"), Some(""));
-        assert_eq!(parent(""), None);
     }
 
     #[test]
