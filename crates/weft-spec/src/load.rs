@@ -215,6 +215,8 @@ impl Document {
             }
         };
 
+        workflow.stages.reserve(mapping.len());
+        self.stage_ids.reserve(mapping.len());
         for (key, mut value) in mapping {
             if is_extension(&key) {
                 continue;

@@ -17,6 +17,7 @@
 
 mod index;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -272,7 +273,7 @@ impl<'a> Builder<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|tag| format!("{}{}", tag.handle, tag.suffix));
-                let value = self.scalar(&text, style, tag.as_deref(), position)?;
+                let value = self.scalar(text, style, tag.as_deref(), position)?;
                 self.node(value, 1, anchor, position)?;
             }
             Event::Alias(anchor) => {
@@ -441,9 +442,11 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The value of a scalar; its text is moved into the value, not copied, when the parser
+    /// gave it owned.
     fn scalar(
         &self,
-        text: &str,
+        text: Cow<'_, str>,
         style: ScalarStyle,
         tag: Option<&str>,
         position: Position,
@@ -452,9 +455,9 @@ impl<'a> Builder<'a> {
             None => Ok(if style == ScalarStyle::Plain {
                 resolve_plain(text)
             } else {
-                Value::String(text.to_owned())
+                Value::String(text.into_owned())
             }),
-            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.to_owned())),
+            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.into_owned())),
             Some(
                 "tag:yaml.org,2002:int"
                 | "tag:yaml.org,2002:float"
@@ -518,8 +521,8 @@ fn write_key_text(out: &mut String, key: &Value) {
 }
 
 /// Resolves a plain scalar with the YAML 1.2 core schema.
-fn resolve_plain(text: &str) -> Value {
-    match text {
+fn resolve_plain(text: Cow<'_, str>) -> Value {
+    match &*text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -535,7 +538,7 @@ fn resolve_plain(text: &str) -> Value {
         u64::from_str_radix(hex, 16).ok().map(Number::from)
     } else if let Some(octal) = text.strip_prefix("0o") {
         u64::from_str_radix(octal, 8).ok().map(Number::from)
-    } else if is_decimal_integer(text) {
+    } else if is_decimal_integer(&text) {
         text.parse::<u64>()
             .map(Number::from)
             .or_else(|_| text.parse::<i64>().map(Number::from))
@@ -546,12 +549,12 @@ fn resolve_plain(text: &str) -> Value {
     if let Some(number) = integer {
         return Value::Number(number);
     }
-    if is_float(text)
+    if is_float(&text)
         && let Ok(float) = text.parse::<f64>()
     {
         return Value::Number(float.into());
     }
-    Value::String(text.to_owned())
+    Value::String(text.into_owned())
 }
 
 fn is_decimal_integer(text: &str) -> bool {
@@ -645,12 +648,19 @@ fn to_json(value: Value) -> Result<serde_json::Value, String> {
 
 /// Decodes `value`, found at `path` in the file, into `T`, turning serde's error into a
 /// diagnostic at the right place.
+///
+/// Most values decode: they are read once, without tracking where the decoder is. Only a
+/// value that fails is read again, through `serde_path_to_error`, to learn the path of the
+/// error; so the error is the one that tracked decoding alone would give.
 pub fn decode<T: DeserializeOwned>(
     value: Value,
     path: &str,
     name: &str,
     index: &SourceIndex,
 ) -> Result<T, Diagnostic> {
+    if let Ok(decoded) = T::deserialize(&value) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize(value).map_err(|error| {
         let inner = error_path(error.path());
         let full = match (path.is_empty(), inner.is_empty()) {
