@@ -87,7 +87,7 @@ pub fn check(document: &Document) -> Checked {
     }
     for (name, value) in &document.workflow.outputs {
         let mut reads = BTreeSet::new();
-        checker.value(value, &join("outputs", name), Scope::Outputs, &mut reads);
+        checker.value(value, || join("outputs", name), Scope::Outputs, &mut reads);
     }
     checker.checked
 }
@@ -269,19 +269,19 @@ impl Checker<'_> {
                 stage: id,
                 fan_out: stage.is_fan_out(),
             };
-            self.value(with, &join(&path, "with"), scope, &mut reads);
+            self.value(with, || join(&path, "with"), scope, &mut reads);
         }
 
         self.checked.reads.insert(id.to_owned(), reads);
     }
 
     fn needs(&mut self, id: &str, stage: &Stage, path: &str) {
+        let need_path = |at: usize| format!("{path}.needs[{at}]");
         for (at, need) in stage.needs.iter().enumerate() {
-            let need_path = format!("{path}.needs[{at}]");
             if need == id {
                 self.report(
                     Kind::SelfDependency,
-                    &need_path,
+                    &need_path(at),
                     format!("stage `{id}` needs itself"),
                     Some("remove it from its own `needs`".to_owned()),
                 );
@@ -289,7 +289,7 @@ impl Checker<'_> {
                 let hint = self.stage_hint(need);
                 self.report(
                     Kind::UnknownStage,
-                    &need_path,
+                    &need_path(at),
                     format!("stage `{id}` needs `{need}`, which is not a stage"),
                     Some(hint),
                 );
@@ -312,7 +312,8 @@ impl Checker<'_> {
         match items {
             ForEach::Items(values) => {
                 for (at, value) in values.iter().enumerate() {
-                    self.value(value, &format!("{path}[{at}]"), Scope::Items { stage }, reads);
+                    let item_path = || format!("{path}[{at}]");
+                    self.value(value, item_path, Scope::Items { stage }, reads);
                 }
             }
             ForEach::Expr(text) => match expr::whole(text) {
@@ -370,18 +371,34 @@ impl Checker<'_> {
         self.expression(source, path, Scope::Condition { stage: id }, reads);
     }
 
-    /// Checks every expression in the strings of a value tree.
-    fn value(&mut self, value: &Value, path: &str, scope: Scope<'_>, reads: &mut BTreeSet<String>) {
+    /// Checks every expression in the strings of a value tree, whose path `path` writes out.
+    ///
+    /// A tree without any expression, as most `with` values are, is passed over whole,
+    /// without writing out the path of each of its values.
+    fn value(
+        &mut self,
+        value: &Value,
+        path: impl FnOnce() -> String,
+        scope: Scope<'_>,
+        reads: &mut BTreeSet<String>,
+    ) {
+        if contains_expression(value) {
+            self.walk(value, &path(), scope, reads);
+        }
+    }
+
+    /// Checks every expression of a value tree, value by value.
+    fn walk(&mut self, value: &Value, path: &str, scope: Scope<'_>, reads: &mut BTreeSet<String>) {
         match value {
             Value::String(text) => self.string(text, path, scope, reads),
             Value::Array(items) => {
                 for (at, item) in items.iter().enumerate() {
-                    self.value(item, &format!("{path}[{at}]"), scope, reads);
+                    self.walk(item, &format!("{path}[{at}]"), scope, reads);
                 }
             }
             Value::Object(map) => {
                 for (key, item) in map {
-                    self.value(item, &join(path, key), scope, reads);
+                    self.walk(item, &join(path, key), scope, reads);
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -620,6 +637,16 @@ impl Checker<'_> {
                 Some("`item` and `index` are set in the `with` of a fan-out stage".to_owned()),
             ),
         }
+    }
+}
+
+/// Whether any string of a value tree holds an expression.
+fn contains_expression(value: &Value) -> bool {
+    match value {
+        Value::String(text) => expr::has_expression(text),
+        Value::Array(items) => items.iter().any(contains_expression),
+        Value::Object(map) => map.values().any(contains_expression),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

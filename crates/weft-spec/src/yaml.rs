@@ -17,7 +17,6 @@
 
 mod index;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -273,7 +272,7 @@ impl<'a> Builder<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|tag| format!("{}{}", tag.handle, tag.suffix));
-                let value = self.scalar(text, style, tag.as_deref(), position)?;
+                let value = self.scalar(&text, style, tag.as_deref(), position)?;
                 self.node(value, 1, anchor, position)?;
             }
             Event::Alias(anchor) => {
@@ -442,11 +441,9 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// The value of a scalar; its text is moved into the value, not copied, when the parser
-    /// gave it owned.
     fn scalar(
         &self,
-        text: Cow<'_, str>,
+        text: &str,
         style: ScalarStyle,
         tag: Option<&str>,
         position: Position,
@@ -455,9 +452,9 @@ impl<'a> Builder<'a> {
             None => Ok(if style == ScalarStyle::Plain {
                 resolve_plain(text)
             } else {
-                Value::String(text.into_owned())
+                Value::String(text.to_owned())
             }),
-            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.into_owned())),
+            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.to_owned())),
             Some(
                 "tag:yaml.org,2002:int"
                 | "tag:yaml.org,2002:float"
@@ -521,8 +518,8 @@ fn write_key_text(out: &mut String, key: &Value) {
 }
 
 /// Resolves a plain scalar with the YAML 1.2 core schema.
-fn resolve_plain(text: Cow<'_, str>) -> Value {
-    match &*text {
+fn resolve_plain(text: &str) -> Value {
+    match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -538,7 +535,7 @@ fn resolve_plain(text: Cow<'_, str>) -> Value {
         u64::from_str_radix(hex, 16).ok().map(Number::from)
     } else if let Some(octal) = text.strip_prefix("0o") {
         u64::from_str_radix(octal, 8).ok().map(Number::from)
-    } else if is_decimal_integer(&text) {
+    } else if is_decimal_integer(text) {
         text.parse::<u64>()
             .map(Number::from)
             .or_else(|_| text.parse::<i64>().map(Number::from))
@@ -549,12 +546,12 @@ fn resolve_plain(text: Cow<'_, str>) -> Value {
     if let Some(number) = integer {
         return Value::Number(number);
     }
-    if is_float(&text)
+    if is_float(text)
         && let Ok(float) = text.parse::<f64>()
     {
         return Value::Number(float.into());
     }
-    Value::String(text.into_owned())
+    Value::String(text.to_owned())
 }
 
 fn is_decimal_integer(text: &str) -> bool {
