@@ -68,14 +68,15 @@ pub fn check(document: &Document, catalog: &Catalog) -> Vec<Diagnostic> {
         }
     }
 
+    let no_input = Value::Object(Default::default());
     for (id, stage) in &document.workflow.stages {
-        let job_path = format!("stages.{id}.job");
+        let job_path = || format!("stages.{id}.job");
         let plugin_name = stage.job.plugin.as_str();
 
         if let Some(conflict) = catalog.conflict(plugin_name) {
             diagnostics.push(report(
                 Kind::UnknownPlugin,
-                job_path,
+                job_path(),
                 format!("two files declare the plugin `{plugin_name}`"),
                 Some(format!(
                     "keep one of `{}` and `{}`",
@@ -88,7 +89,7 @@ pub fn check(document: &Document, catalog: &Catalog) -> Vec<Diagnostic> {
         let Some(plugin) = catalog.plugins.get(plugin_name) else {
             diagnostics.push(report(
                 Kind::UnknownPlugin,
-                job_path,
+                job_path(),
                 format!("unknown plugin `{plugin_name}` in job `{}`", stage.job),
                 Some(missing_plugin_hint(plugin_name, catalog)),
             ));
@@ -102,23 +103,24 @@ pub fn check(document: &Document, catalog: &Catalog) -> Vec<Diagnostic> {
             };
             diagnostics.push(report(
                 Kind::UnknownJob,
-                job_path,
+                job_path(),
                 format!("plugin `{plugin_name}` has no job `{}`", stage.job.job),
                 Some(hint),
             ));
             continue;
         };
 
-        let with = stage
-            .with
-            .clone()
-            .unwrap_or(Value::Object(Default::default()));
-        if is_expression(&with) {
+        let with = stage.with.as_ref().unwrap_or(&no_input);
+        if is_expression(with) {
+            continue;
+        }
+        let problems = job.check_input(with);
+        if problems.is_empty() {
             continue;
         }
         let job_name = stage.job.to_string();
         let hint = format!("`weft plugins show {plugin_name}` describes the inputs of its jobs");
-        for problem in job.check_input(&with) {
+        for problem in problems {
             let (pointer, diagnostic) = match problem {
                 InputProblem::UnknownKey { pointer, key } => {
                     let keys = if pointer.is_empty() {
@@ -157,7 +159,7 @@ pub fn check(document: &Document, catalog: &Catalog) -> Vec<Diagnostic> {
                     (pointer, diagnostic)
                 }
             };
-            if !crosses_expression(&with, &pointer) {
+            if !crosses_expression(with, &pointer) {
                 diagnostics.push(diagnostic);
             }
         }

@@ -103,6 +103,11 @@ impl Job {
         let Some(validator) = validator else {
             return Vec::new();
         };
+        // Most inputs are valid, and asking only whether one is costs far less than listing
+        // its errors.
+        if validator.is_valid(input) {
+            return Vec::new();
+        }
         validator
             .iter_errors(input)
             .flat_map(|error| {
