@@ -223,8 +223,10 @@ fn graph_of(
         pending.push((node, reads, needs));
     }
 
+    let mut resolved = Vec::new();
     for (node, reads, needs) in pending {
-        for (dependency, kind) in resolve(&index, &reads, &needs) {
+        resolve(&index, &reads, &needs, &mut resolved);
+        for &(dependency, kind) in &resolved {
             graph.add_edge(dependency, node, kind);
         }
     }
@@ -232,24 +234,26 @@ fn graph_of(
     (graph, index)
 }
 
-/// The known dependencies of one stage, each once, data edges winning over order edges.
+/// Puts in `resolved` the known dependencies of one stage, each once, data edges winning over
+/// order edges. The one buffer serves every stage.
 fn resolve(
     index: &HashMap<String, NodeIndex>,
     reads: &[String],
     needs: &[String],
-) -> Vec<(NodeIndex, EdgeKind)> {
+    resolved: &mut Vec<(NodeIndex, EdgeKind)>,
+) {
     let data = reads.iter().map(|id| (id, EdgeKind::Data));
     let order = needs.iter().map(|id| (id, EdgeKind::Order));
 
-    let mut resolved: Vec<_> = data
-        .chain(order)
-        .filter_map(|(id, kind)| index.get(id).map(|&node| (node, kind)))
-        .collect();
+    resolved.clear();
+    resolved.extend(
+        data.chain(order)
+            .filter_map(|(id, kind)| index.get(id).map(|&node| (node, kind))),
+    );
 
     // `Data` sorts before `Order`, so deduplicating keeps the data edge.
     resolved.sort_unstable();
     resolved.dedup_by_key(|&mut (node, _)| node);
-    resolved
 }
 
 /// Kahn's algorithm, always taking the ready stage given first. `None` when a cycle leaves

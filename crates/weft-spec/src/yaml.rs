@@ -95,7 +95,9 @@ pub fn read(path: &Path, name: &str) -> Result<String, Diagnostic> {
         return Err(too_large(name, metadata.len()));
     }
 
-    let mut bytes = Vec::new();
+    // Sized from the metadata: the limit hides the file's size from `read_to_end`, which would
+    // otherwise grow the buffer step by step.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize + 1);
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|cause| error(format!("cannot read `{name}`: {}", io_reason(&cause))))?;
