@@ -28,3 +28,26 @@ fn a_job_that_ignores_cancellation_is_abandoned_after_the_grace_period() {
     assert_eq!(events.stage_status("stuck"), "cancelled");
     assert_eq!(events.run_status(), "failed");
 }
+
+#[test]
+fn a_cancelled_job_no_longer_times_out() {
+    // The run is cancelled at about 100 ms, before the jobs' 300 ms timeout: from then on
+    // the grace period is their only deadline.
+    let run = Scenario::new("cancelled_before_timeout")
+        .with_misbehave()
+        .run();
+    let events = &run.events;
+
+    run.assert_code(1);
+    assert_eq!(
+        events.job_statuses("returns"),
+        [(None, "succeeded".to_owned())],
+        "a job that finishes its work within the grace period keeps its result"
+    );
+    assert_eq!(
+        events.job_statuses("stuck"),
+        [(None, "abandoned".to_owned())]
+    );
+    assert_eq!(events.stage_status("stuck"), "cancelled");
+    assert_eq!(events.run_status(), "failed");
+}

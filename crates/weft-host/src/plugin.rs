@@ -92,7 +92,7 @@ impl Job {
         options: &CallOptions<'_>,
     ) -> Result<Box<RawValue>, Failure> {
         // SAFETY: as in `call`.
-        unsafe { call::call(self.call, self.data, input, options, RawValue::from_string) }
+        unsafe { call::call(self.call, self.data, input, options, call::checked_text) }
     }
 
     /// Checks `input` against the job's input schema.

@@ -116,8 +116,10 @@ impl Pool {
     ///
     /// Cancel safe: a future dropped before it completes holds no slot.
     pub async fn slot(&self, lane: Lane) -> Slots {
-        let permit = self
-            .lane(lane)
+        let lane = self.lane(lane);
+        lane.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Counted(&lane.waiting);
+        let permit = lane
             .semaphore
             .clone()
             .acquire_owned()
@@ -130,9 +132,20 @@ impl Pool {
 
     /// Takes up to `most` slots of `lane` that are free now, without waiting; `None` when
     /// none is.
+    ///
+    /// While others wait in [`Pool::slot`], it takes only a share of the free slots, so that a
+    /// stage giving slots back cannot take them all again before the waiting ones have theirs.
     pub fn try_slots(&self, lane: Lane, most: usize) -> Option<Slots> {
-        let semaphore = &self.lane(lane).semaphore;
-        let count = most.min(semaphore.available_permits());
+        let lane = self.lane(lane);
+        let semaphore = &lane.semaphore;
+        let free = semaphore.available_permits();
+        let waiting = lane.waiting.load(Ordering::SeqCst);
+        let share = if waiting == 0 {
+            free
+        } else {
+            (free / (waiting + 1)).max(1)
+        };
+        let count = most.min(share);
         let count = u32::try_from(count).ok().filter(|count| *count > 0)?;
         let permit = semaphore.clone().try_acquire_many_owned(count).ok()?;
         Some(Slots {
@@ -160,6 +173,15 @@ impl Pool {
             self.compute.alive.load(Ordering::SeqCst),
             self.waiting.alive.load(Ordering::SeqCst),
         )
+    }
+}
+
+/// Takes one off a count when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -209,6 +231,8 @@ struct LaneState {
     ready: Condvar,
     alive: AtomicUsize,
     idle: AtomicUsize,
+    /// Callers waiting in [`Pool::slot`].
+    waiting: AtomicUsize,
 }
 
 impl LaneState {
@@ -223,6 +247,7 @@ impl LaneState {
             ready: Condvar::new(),
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -365,6 +390,34 @@ mod tests {
         assert_eq!(held.count(), 0);
         let one = runtime().block_on(pool.slot(Lane::Waiting));
         assert_eq!(one.count(), 1);
+    }
+
+    #[test]
+    fn while_a_stage_waits_for_a_slot_the_others_take_only_a_share_of_the_free_ones() {
+        let pool = Pool::new(PoolConfig {
+            workers: 1,
+            wait_workers: 8,
+        });
+        let runtime = runtime();
+        let mut all = pool.try_slots(Lane::Waiting, 8).unwrap();
+
+        let waiter = {
+            let pool = pool.clone();
+            runtime.spawn(async move { pool.slot(Lane::Waiting).await })
+        };
+        runtime.block_on(tokio::task::yield_now());
+        assert_eq!(pool.lane(Lane::Waiting).waiting.load(Ordering::SeqCst), 1);
+
+        // The stage that gave slots back asks for them again before the waiter has run: one
+        // of the five went to the waiter, and of the four left it gets half.
+        all.release(5);
+        let again = pool.try_slots(Lane::Waiting, 8).unwrap();
+        assert_eq!(again.count(), 2);
+
+        let served = runtime.block_on(waiter).unwrap();
+        assert_eq!(served.count(), 1, "the waiter is served first");
+        assert_eq!(pool.lane(Lane::Waiting).waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(pool.try_slots(Lane::Waiting, 8).unwrap().count(), 2);
     }
 
     #[test]

@@ -105,6 +105,44 @@ pub fn stage_nodes(workflow: &Workflow, checked: &Checked) -> Vec<StageNode> {
         .collect()
 }
 
+/// The stages whose tasks run.
+#[derive(Default)]
+struct Running {
+    tasks: JoinSet<(String, StageRecord)>,
+    /// Which stage each task runs, to settle a stage whose task panicked.
+    ids: HashMap<tokio::task::Id, String>,
+}
+
+impl Running {
+    fn spawn(&mut self, id: String, stage: impl Future<Output = StageRecord> + 'static) {
+        let key = id.clone();
+        let task = self.tasks.spawn_local(async move { (key, stage.await) });
+        self.ids.insert(task.id(), id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The next stage to end, with its record, or what ended its task without one (a panic,
+    /// the engine's own bug). `None` when no stage runs.
+    async fn next(&mut self) -> Option<(String, Result<StageRecord, tokio::task::JoinError>)> {
+        loop {
+            match self.tasks.join_next_with_id().await? {
+                Ok((task, (id, record))) => {
+                    self.ids.remove(&task);
+                    return Some((id, Ok(record)));
+                }
+                Err(error) => {
+                    if let Some(id) = self.ids.remove(&error.id()) {
+                        return Some((id, Err(error)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Why a run was cancelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelReason {
@@ -265,7 +303,7 @@ impl Engine {
         tracing::info!(run = %run_id, workflow = %prepared.name, "run started");
 
         let mut records = Records::new(prepared);
-        let mut running: JoinSet<(String, StageRecord)> = JoinSet::new();
+        let mut running = Running::default();
         let mut policy_applied: HashSet<String> = HashSet::new();
         let timeout = workflow
             .timeout
@@ -296,15 +334,18 @@ impl Engine {
             }
 
             tokio::select! {
-                joined = running.join_next() => {
-                    let Some(joined) = joined else { continue };
-                    let (id, record) = match joined {
-                        Ok(done) => done,
-                        Err(error) => {
-                            tracing::error!(%error, "a stage's task ended without a result");
-                            continue;
-                        }
-                    };
+                ended = running.next() => {
+                    let Some((id, ended)) = ended else { continue };
+                    let record = ended.unwrap_or_else(|error| {
+                        tracing::error!(stage = %id, %error, "a stage's task ended without a result");
+                        let mut record = StageRecord::pending(workflow.stages[&id].is_fan_out());
+                        record.status = StageStatus::Failed;
+                        record.error = Some(crate::state::ErrorInfo::fatal(format!(
+                            "the engine failed while running the stage: {error}"
+                        )));
+                        stage::emit_stage_finished(&request.events, &run_id, &Arc::from(id.as_str()), &record);
+                        record
+                    });
                     let failed = record.status == StageStatus::Failed;
                     records.settle(prepared, &id, record);
                     if failed {
@@ -341,7 +382,7 @@ impl Engine {
         grace: Duration,
         inputs: &Value,
         records: &mut Records,
-        running: &mut JoinSet<(String, StageRecord)>,
+        running: &mut Running,
     ) {
         let control = &request.control;
         while let Some(id) = records.ready.pop_front() {
@@ -437,7 +478,7 @@ impl Engine {
             let mut record = StageRecord::pending(stage.is_fan_out());
             record.status = StageStatus::Running;
             records.records.insert(id.clone(), Arc::new(record));
-            running.spawn_local(async move { (id, stage::run(run).await) });
+            running.spawn(id, stage::run(run));
         }
     }
 

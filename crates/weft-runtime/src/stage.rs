@@ -140,6 +140,8 @@ struct Done {
     result: Result<Output, Failure>,
     /// Where and when it ran, measured only when there are events to tell.
     span: Option<WorkerSpan>,
+    /// False when the attempt was cancelled while queued, and so never called the job.
+    started: bool,
 }
 
 /// A live job: its place in the stage's table of live jobs, and its item's index. The
@@ -190,9 +192,26 @@ impl Attempt {
 }
 
 impl Work for Attempt {
-    /// Calls the job on a worker thread and leaves its result in the stage's inbox.
+    /// Calls the job on a worker thread and leaves its result in the stage's inbox. An
+    /// attempt cancelled while it waited in the queue is dropped without starting.
     fn run(&self) -> bool {
         let shared = &*self.shared;
+        if self.flag().is_cancelled() {
+            let retire = !self.returned();
+            shared.inbox.push(Done {
+                key: self.key,
+                attempt: self.number,
+                result: Err(Failure {
+                    kind: FailureKind::Cancelled,
+                    message: "cancelled before it started".to_owned(),
+                    retryable: false,
+                    details: None,
+                }),
+                span: None,
+                started: false,
+            });
+            return retire;
+        }
         let item = shared.fan_out.then_some(self.key.index as u64);
         let log = |level: LogLevel, message: &str| {
             plugin_log(
@@ -241,6 +260,7 @@ impl Work for Attempt {
             attempt: self.number,
             result,
             span,
+            started: true,
         });
         retire
     }
@@ -509,7 +529,7 @@ impl Jobs {
     /// waiting to retry ends at once.
     fn cancel_all(&mut self) {
         self.shared.cancel.cancel();
-        let deadline = Instant::now() + self.shared.grace;
+        let deadline = after(Instant::now(), self.shared.grace);
         let keys: Vec<Key> = self.live.keys().collect();
         for key in keys {
             let Some(live) = self.live.get_mut(key) else {
@@ -529,6 +549,8 @@ impl Jobs {
                 }
             }
         }
+        // A cancelled attempt no longer times out: the grace period is its last deadline.
+        self.timeouts.clear();
         self.backoffs.clear();
         self.due.clear();
     }
@@ -585,6 +607,11 @@ impl Jobs {
             _ if live.timed_out => {
                 let failure = self.timed_out(true);
                 self.failed(key, failure, JobStatus::TimedOut, done.span);
+            }
+            Err(_) if !done.started => {
+                // Dropped from the queue: this attempt never happened.
+                let end = JobEnd::new(JobStatus::Cancelled, attempt - 1, live.last_error());
+                self.end(key, end);
             }
             Ok(output) => {
                 let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(done.span);
@@ -662,8 +689,11 @@ impl Jobs {
             event
         });
         live.last = Some((status, error, worker));
-        self.backoffs
-            .push(Reverse((Instant::now() + delay, key.place, key.index)));
+        self.backoffs.push(Reverse((
+            after(Instant::now(), delay),
+            key.place,
+            key.index,
+        )));
     }
 
     /// Ends a job: its event, its count against `tolerate`, its place in the record.
@@ -688,19 +718,25 @@ impl Jobs {
     /// backoffs make their job due for another attempt.
     fn fire_timers(&mut self, now: Instant) {
         while let Some(&(deadline, key, attempt)) = self.timeouts.front() {
-            if deadline > now {
+            let running = self.live.get(key).is_some_and(|live| {
+                live.attempt == attempt
+                    && live.running.is_some()
+                    && !live.timed_out
+                    && !live.cancelled
+            });
+            // An attempt that ended leaves its entry at once, so that a long timeout does not
+            // keep one entry per finished job.
+            if running && deadline > now {
                 break;
             }
             self.timeouts.pop_front();
-            if let Some(live) = self.live.get_mut(key)
-                && live.attempt == attempt
-                && !live.timed_out
-                && let Some(running) = &live.running
-            {
+            if let (true, Some(live)) = (running, self.live.get_mut(key)) {
                 live.timed_out = true;
-                running.flag().cancel();
+                if let Some(running) = &live.running {
+                    running.flag().cancel();
+                }
                 self.graces
-                    .push_back((now + self.shared.grace, key, attempt));
+                    .push_back((after(now, self.shared.grace), key, attempt));
             }
         }
         while let Some(&(deadline, key, attempt)) = self.graces.front() {
@@ -795,6 +831,10 @@ impl Jobs {
             tasks.extend(self.new_job(permit));
         }
         self.run.pool.submit(self.lane, tasks);
+        if self.stopped || self.next >= self.total {
+            // A place under the workflow's limit that no new job will use goes back now.
+            self.permit = None;
+        }
         if blocked != Blocked::Slot {
             // Slots not used now are not kept: another stage may need them.
             self.slots.release(self.spare);
@@ -899,7 +939,7 @@ impl Jobs {
         let number = live.attempt;
         self.spare -= 1;
         if let (Some(timeout), Some(now)) = (self.shared.timeout, now) {
-            self.timeouts.push_back((now + timeout, key, number));
+            self.timeouts.push_back((after(now, timeout), key, number));
         }
         emit(&self.run.events, || {
             let mut event = Event::new(EventKind::JobStarted, &self.run.run_id);
@@ -1104,6 +1144,15 @@ fn emit_job_finished(shared: &Shared, index: usize, end: &JobEnd, started: Optio
     });
 }
 
+/// `at` plus `duration`, or a time some thirty years ahead when that is past what the clock
+/// can hold: a deadline given as `500000000000y` is never reached, and does not overflow.
+fn after(at: Instant, duration: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    at.checked_add(duration)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}
+
 /// Resolves when `on_error: finish` halts the run; never for stages that run after a stop.
 async fn halted(halt: &Option<CancellationToken>) {
     match halt {
@@ -1118,7 +1167,7 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
     let ceiling = policy.delay.get().as_secs_f64() * policy.factor.max(1.0).powi(exponent);
     let ceiling = ceiling.min(policy.max_delay.get().as_secs_f64());
-    Duration::from_secs_f64(ceiling * fastrand::f64())
+    Duration::try_from_secs_f64(ceiling * fastrand::f64()).unwrap_or(Duration::MAX)
 }
 
 /// Emits the `stage_finished` event of a record.
