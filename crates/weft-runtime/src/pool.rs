@@ -31,6 +31,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// waiting when it finishes one, few enough that a fan-out holds little in memory.
 const COMPUTE_SLOTS_PER_WORKER: usize = 64;
 
+/// How many times an idle compute thread yields its core, looking for work, before it
+/// sleeps.
+const LINGER_YIELDS: usize = 64;
+
 /// The size of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
@@ -233,6 +237,8 @@ struct LaneState {
     idle: AtomicUsize,
     /// Callers waiting in [`Pool::slot`].
     waiting: AtomicUsize,
+    /// The queue's length, for a look without the lock.
+    queued: AtomicUsize,
 }
 
 impl LaneState {
@@ -248,6 +254,7 @@ impl LaneState {
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
         })
     }
 
@@ -255,6 +262,7 @@ impl LaneState {
         let added = tasks.len();
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.extend(tasks);
+        self.queued.store(queue.len(), Ordering::Relaxed);
         let waiting = queue.len();
         // Read under the lock: a thread counts itself idle before it waits, holding the lock.
         let idle = self.idle.load(Ordering::SeqCst);
@@ -273,6 +281,20 @@ impl LaneState {
         }
     }
 
+    /// Before a compute thread goes to sleep on an empty queue, it yields its core a few
+    /// times while it looks for new work: the scheduler, woken by the result just left, often
+    /// queues the next job within microseconds, and a thread that is still awake takes it
+    /// without a wake-up through the kernel. Yielding leaves the core to any thread that
+    /// needs it meanwhile.
+    fn linger(&self) {
+        for _ in 0..LINGER_YIELDS {
+            if self.queued.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn spawn_thread(self: &Arc<Self>) {
         self.alive.fetch_add(1, Ordering::SeqCst);
         let lane = self.clone();
@@ -287,10 +309,14 @@ impl LaneState {
 
     fn work(self: Arc<Self>) {
         loop {
+            if !self.grows {
+                self.linger();
+            }
             let task = {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 loop {
                     if let Some(task) = queue.pop_front() {
+                        self.queued.store(queue.len(), Ordering::Relaxed);
                         break task;
                     }
                     self.idle.fetch_add(1, Ordering::SeqCst);
