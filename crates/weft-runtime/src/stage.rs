@@ -12,23 +12,26 @@
 //! without a timeout share the stage's cancellation flag, so cancelling a stage sets one flag
 //! however many jobs run.
 
+mod attempt;
+mod table;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
-use weft_host::{CallOptions, CancelFlag, Failure, FailureKind, LogLevel, Plugin};
+use weft_host::{CancelFlag, Failure, FailureKind, Plugin};
 use weft_spec::{Defaults, RetryPolicy, Stage};
 
+use self::attempt::{Attempt, Done, Inbox, Input, Shared};
+use self::table::{Key, Live, Table};
 use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
-use crate::pool::{Lane, Pool, Slots, Task, Work};
+use crate::pool::{Lane, Pool, Slots, Task};
 use crate::run::emit;
 use crate::state::{ErrorInfo, Item, Items, JobStatus, Output, StageRecord, StageStatus};
 
@@ -76,294 +79,6 @@ impl JobEnd {
     fn on(mut self, worker: Option<WorkerSpan>) -> Self {
         self.worker = worker;
         self
-    }
-}
-
-/// The number of the worker thread running this code: from 1, in the order threads first
-/// ran a job.
-fn worker_number() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    NUMBER.with(|number| *number)
-}
-
-/// What a stage shares with the worker threads that run its jobs.
-struct Shared {
-    plugin: Arc<Plugin>,
-    job: usize,
-    run_id: Arc<str>,
-    stage_id: Arc<str>,
-    events: Option<Arc<dyn EventSink>>,
-    fan_out: bool,
-    timeout: Option<Duration>,
-    grace: Duration,
-    /// The flag of every attempt that has no timeout, and so no flag of its own: cancelling
-    /// the stage sets it once, whatever the number of jobs running.
-    cancel: CancelFlag,
-    inbox: Inbox,
-}
-
-/// Where worker threads leave the results of a stage's attempts, for the stage to take all
-/// at once.
-#[derive(Default)]
-struct Inbox {
-    done: Mutex<Vec<Done>>,
-    wake: Notify,
-}
-
-impl Inbox {
-    fn push(&self, done: Done) {
-        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.push(done);
-        let first = queue.len() == 1;
-        drop(queue);
-        // The stage takes everything there is when it wakes: the first result after it last
-        // looked is the only one that needs to wake it.
-        if first {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Swaps the results received for `into`, which must be empty.
-    fn take(&self, into: &mut Vec<Done>) {
-        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::swap(&mut *queue, into);
-    }
-}
-
-/// An attempt's result, as its worker thread left it.
-struct Done {
-    key: Key,
-    attempt: u32,
-    result: Result<Output, Failure>,
-    /// Where and when it ran, measured only when there are events to tell.
-    span: Option<WorkerSpan>,
-    /// False when the attempt was cancelled while queued, and so never called the job.
-    started: bool,
-}
-
-/// A live job: its place in the stage's table of live jobs, and its item's index. The
-/// index tells a job from a later one given the same place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
-    place: usize,
-    index: usize,
-}
-
-/// One attempt of a job, queued in the pool: shared by the stage and the thread that runs
-/// it.
-struct Attempt {
-    shared: Arc<Shared>,
-    key: Key,
-    number: u32,
-    input: Input,
-    /// [`QUEUED`], then [`RETURNED`] or [`ABANDONED`], whichever side gets there first.
-    state: AtomicU8,
-    /// Its own cancellation, when it has a timeout; otherwise it reads the stage's.
-    flag: Option<CancelFlag>,
-}
-
-const QUEUED: u8 = 0;
-const RETURNED: u8 = 1;
-const ABANDONED: u8 = 2;
-
-impl Attempt {
-    fn flag(&self) -> &CancelFlag {
-        self.flag.as_ref().unwrap_or(&self.shared.cancel)
-    }
-
-    /// Marks the call returned; false if the stage abandoned it first.
-    fn returned(&self) -> bool {
-        self.settle(RETURNED)
-    }
-
-    /// Marks the attempt abandoned; false if its call returned first.
-    fn abandon(&self) -> bool {
-        self.settle(ABANDONED)
-    }
-
-    fn settle(&self, state: u8) -> bool {
-        self.state
-            .compare_exchange(QUEUED, state, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Work for Attempt {
-    /// Calls the job on a worker thread and leaves its result in the stage's inbox. An
-    /// attempt cancelled while it waited in the queue is dropped without starting.
-    fn run(&self) -> bool {
-        let shared = &*self.shared;
-        if self.flag().is_cancelled() {
-            let retire = !self.returned();
-            shared.inbox.push(Done {
-                key: self.key,
-                attempt: self.number,
-                result: Err(Failure {
-                    kind: FailureKind::Cancelled,
-                    message: "cancelled before it started".to_owned(),
-                    retryable: false,
-                    details: None,
-                }),
-                span: None,
-                started: false,
-            });
-            return retire;
-        }
-        let item = shared.fan_out.then_some(self.key.index as u64);
-        let log = |level: LogLevel, message: &str| {
-            plugin_log(
-                &shared.events,
-                &shared.run_id,
-                &shared.stage_id,
-                item,
-                level,
-                message,
-            )
-        };
-        let options = CallOptions {
-            cancel: self.flag(),
-            timeout: shared.timeout,
-            grace: shared.grace,
-            attempt: self.number,
-            run_id: &shared.run_id,
-            stage_id: &shared.stage_id,
-            index: item,
-            log: &log,
-        };
-        let clock = shared
-            .events
-            .is_some()
-            .then(|| (SystemTime::now(), Instant::now()));
-        let call = AssertUnwindSafe(|| {
-            shared.plugin.jobs[shared.job].call_raw(self.input.bytes(), &options)
-        });
-        // The SDK catches a plugin's panics; one here is the engine's, and the job fails.
-        let result = std::panic::catch_unwind(call).unwrap_or_else(|_| {
-            Err(Failure {
-                kind: FailureKind::Error,
-                message: "the engine failed while calling the job".to_owned(),
-                retryable: false,
-                details: None,
-            })
-        });
-        let span = clock.map(|(start, clock)| WorkerSpan {
-            thread: worker_number(),
-            start,
-            call_ms: clock.elapsed().as_secs_f64() * 1000.0,
-        });
-        let retire = !self.returned();
-        shared.inbox.push(Done {
-            key: self.key,
-            attempt: self.number,
-            result,
-            span,
-            started: true,
-        });
-        retire
-    }
-}
-
-/// A job's input text: one for the whole stage when its `with` holds no expression.
-enum Input {
-    Shared(Arc<[u8]>),
-    Own(Vec<u8>),
-}
-
-impl Input {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Input::Shared(bytes) => bytes,
-            Input::Own(bytes) => bytes,
-        }
-    }
-}
-
-/// A job that has started and not ended: in the pool, or waiting to retry.
-struct Live {
-    index: usize,
-    attempt: u32,
-    /// When the current attempt was queued, when something needs to know.
-    started: Option<Instant>,
-    /// The attempt in the pool; `None` while the job waits to retry.
-    running: Option<Arc<Attempt>>,
-    timed_out: bool,
-    cancelled: bool,
-    /// The last failed attempt, which the job ends with if no other attempt follows.
-    last: Option<(JobStatus, ErrorInfo, Option<WorkerSpan>)>,
-    /// The job's place under the workflow's `max_parallel`, held until it ends.
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Live {
-    fn last_error(&self) -> Option<ErrorInfo> {
-        self.last.as_ref().map(|(_, error, _)| error.clone())
-    }
-}
-
-/// The live jobs of a stage, each in a numbered place that a later job reuses once it ends.
-#[derive(Default)]
-struct Table {
-    places: Vec<Option<Live>>,
-    free: Vec<usize>,
-    len: usize,
-}
-
-impl Table {
-    fn insert(&mut self, live: Live) -> Key {
-        let index = live.index;
-        let place = match self.free.pop() {
-            Some(place) => {
-                self.places[place] = Some(live);
-                place
-            }
-            None => {
-                self.places.push(Some(live));
-                self.places.len() - 1
-            }
-        };
-        self.len += 1;
-        Key { place, index }
-    }
-
-    fn get(&self, key: Key) -> Option<&Live> {
-        self.places
-            .get(key.place)?
-            .as_ref()
-            .filter(|live| live.index == key.index)
-    }
-
-    fn get_mut(&mut self, key: Key) -> Option<&mut Live> {
-        self.places
-            .get_mut(key.place)?
-            .as_mut()
-            .filter(|live| live.index == key.index)
-    }
-
-    fn remove(&mut self, key: Key) -> Option<Live> {
-        self.get(key)?;
-        self.len -= 1;
-        self.free.push(key.place);
-        self.places[key.place].take()
-    }
-
-    fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.places.iter().enumerate().filter_map(|(place, live)| {
-            live.as_ref().map(|live| Key {
-                place,
-                index: live.index,
-            })
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -924,14 +639,7 @@ impl Jobs {
             .get_mut(key)
             .unwrap_or_else(|| unreachable!("only live jobs are launched"));
         live.attempt += 1;
-        let attempt = Arc::new(Attempt {
-            shared: self.shared.clone(),
-            key,
-            number: live.attempt,
-            input,
-            state: AtomicU8::new(QUEUED),
-            flag: self.shared.timeout.map(|_| CancelFlag::new()),
-        });
+        let attempt = Arc::new(Attempt::new(self.shared.clone(), key, live.attempt, input));
         live.started = now;
         live.timed_out = false;
         live.cancelled = false;
@@ -1183,51 +891,6 @@ pub(crate) fn emit_stage_finished(
         event.status = Some(record.status.as_str());
         event.error = record.error.clone();
         event.duration_ms = Some(record.elapsed.as_secs_f64() * 1000.0);
-        event
-    });
-}
-
-/// A plugin's log line: to tracing (stderr), tagged with stage and item, and to the events.
-fn plugin_log(
-    events: &Option<Arc<dyn EventSink>>,
-    run_id: &Arc<str>,
-    stage: &Arc<str>,
-    index: Option<u64>,
-    level: LogLevel,
-    message: &str,
-) {
-    match (level, index) {
-        (LogLevel::Error, Some(index)) => {
-            tracing::error!(target: "plugin", stage = %stage, index, "{message}")
-        }
-        (LogLevel::Error, None) => tracing::error!(target: "plugin", stage = %stage, "{message}"),
-        (LogLevel::Warn, Some(index)) => {
-            tracing::warn!(target: "plugin", stage = %stage, index, "{message}")
-        }
-        (LogLevel::Warn, None) => tracing::warn!(target: "plugin", stage = %stage, "{message}"),
-        (LogLevel::Info, Some(index)) => {
-            tracing::info!(target: "plugin", stage = %stage, index, "{message}")
-        }
-        (LogLevel::Info, None) => tracing::info!(target: "plugin", stage = %stage, "{message}"),
-        (LogLevel::Debug, _) => {
-            tracing::debug!(target: "plugin", stage = %stage, index, "{message}")
-        }
-        (LogLevel::Trace, _) => {
-            tracing::trace!(target: "plugin", stage = %stage, index, "{message}")
-        }
-    }
-    emit(events, || {
-        let mut event = Event::new(EventKind::Log, run_id);
-        event.stage = Some(stage.clone());
-        event.index = index.map(|index| index as usize);
-        event.message = Some(message.to_owned());
-        event.level = Some(match level {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        });
         event
     });
 }
