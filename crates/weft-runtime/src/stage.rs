@@ -779,7 +779,9 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
         done: Vec::new(),
         started,
     };
-    jobs.drive().await
+    // On the heap: the loop's state is large, and a stage's task would otherwise reserve room
+    // for it beside everything set up above, for each of thousands of stages at once.
+    Box::pin(jobs.drive()).await
 }
 
 fn items(run: &StageRun) -> Result<Items, ErrorInfo> {
