@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use weft_plugin_abi as abi;
 
 use crate::cancel::CancelFlag;
@@ -204,11 +203,41 @@ fn outcome<T>(status: i32, emitted: Emitted, read: ReadOutput<T>) -> Result<T, F
     Err(failure)
 }
 
-/// Checks that `text` is JSON exactly as parsing it into a value would (nesting depth,
-/// numbers in range, valid escapes) without building anything, and keeps it as text.
-pub(crate) fn checked_text(text: String) -> Result<Box<RawValue>, serde_json::Error> {
-    serde_json::from_str::<Checked>(&text)?;
-    RawValue::from_string(text)
+/// JSON text, checked exactly as parsing it into a value would check it (nesting depth,
+/// numbers in range, valid escapes), and kept as the text it was, without surrounding
+/// whitespace.
+///
+/// The check is one pass of serde_json's parser that builds nothing; the text is not read
+/// again, as `RawValue::from_string` would read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// Checks `text` and keeps it.
+    ///
+    /// # Errors
+    ///
+    /// serde_json's error when `text` is not one JSON value.
+    pub fn new(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Checked>(&text)?;
+        let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
+        Ok(if trimmed.len() == text.len() {
+            Self(text.into_boxed_str())
+        } else {
+            Self(trimmed.into())
+        })
+    }
+
+    /// The text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
 }
 
 /// A JSON value read through serde_json's full parser and then forgotten.
@@ -374,10 +403,12 @@ mod tests {
             "[1,]".to_owned(),
         ] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
-            assert!(checked_text(bad.clone()).is_err(), "{bad}");
+            assert!(JsonText::new(bad.clone()).is_err(), "{bad}");
         }
         let good = r#"{"b": [1, -2, 3.5e10, "\u00e9"], "a": null}"#;
-        assert_eq!(checked_text(good.to_owned()).unwrap().get(), good);
+        assert_eq!(JsonText::new(good.to_owned()).unwrap().get(), good);
+        let padded = format!(" \n{good}\t ");
+        assert_eq!(JsonText::new(padded).unwrap().get(), good);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod check;
 mod discover;
 mod plugin;
 
-pub use call::{CallOptions, Failure, FailureKind, LogLevel, MAX_OUTPUT_BYTES};
+pub use call::{CallOptions, Failure, FailureKind, JsonText, LogLevel, MAX_OUTPUT_BYTES};
 pub use cancel::CancelFlag;
 pub use check::{check, search_for};
 pub use discover::{Catalog, Conflict, PATH_VARIABLE, Rejected, SearchPath};

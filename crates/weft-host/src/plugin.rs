@@ -14,10 +14,9 @@ use indexmap::IndexMap;
 use jsonschema::error::ValidationErrorKind;
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use weft_plugin_abi as abi;
 
-use crate::call::{self, CallOptions, Failure};
+use crate::call::{self, CallOptions, Failure, JsonText};
 
 /// A loaded plugin and its jobs.
 #[derive(Debug)]
@@ -86,13 +85,9 @@ impl Job {
 
     /// Like [`Job::call`], but the output is only checked to be JSON and kept as its text,
     /// with no tree built: the cheaper form when the output is mostly passed on.
-    pub fn call_raw(
-        &self,
-        input: &[u8],
-        options: &CallOptions<'_>,
-    ) -> Result<Box<RawValue>, Failure> {
+    pub fn call_raw(&self, input: &[u8], options: &CallOptions<'_>) -> Result<JsonText, Failure> {
         // SAFETY: as in `call`.
-        unsafe { call::call(self.call, self.data, input, options, call::checked_text) }
+        unsafe { call::call(self.call, self.data, input, options, JsonText::new) }
     }
 
     /// Checks `input` against the job's input schema.

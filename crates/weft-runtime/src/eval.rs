@@ -39,7 +39,7 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr, Value, ValueKind};
 use minijinja::{Environment, ErrorKind, Expression, State};
 use serde_json::Value as Json;
-use serde_json::value::RawValue;
+use weft_host::JsonText;
 use weft_spec::expr::{self, Piece};
 use weft_spec::{Condition, ForEach, Matrix, type_name};
 
@@ -671,7 +671,7 @@ fn is_identifier(name: &str) -> bool {
 enum Found<'a> {
     Json(&'a Json),
     /// One output, `None` being `null`.
-    Text(Option<&'a RawValue>),
+    Text(Option<&'a JsonText>),
     Outputs(&'a [Option<Output>]),
 }
 
@@ -683,7 +683,7 @@ impl Found<'_> {
             Found::Outputs(outputs) => Json::Array(
                 outputs
                     .iter()
-                    .map(|output| parse(output.as_deref()))
+                    .map(|output| parse(output.as_ref()))
                     .collect(),
             ),
         }
@@ -691,8 +691,8 @@ impl Found<'_> {
 
     /// Writes the value as JSON text, copying outputs as they are.
     fn write(&self, out: &mut Vec<u8>) {
-        fn text(out: &mut Vec<u8>, output: Option<&RawValue>) {
-            out.extend_from_slice(output.map_or("null", RawValue::get).as_bytes());
+        fn text(out: &mut Vec<u8>, output: Option<&JsonText>) {
+            out.extend_from_slice(output.map_or("null", JsonText::get).as_bytes());
         }
         match self {
             Found::Json(value) => write_json(out, value),
@@ -703,7 +703,7 @@ impl Found<'_> {
                     if position > 0 {
                         out.push(b',');
                     }
-                    text(out, output.as_deref());
+                    text(out, output.as_ref());
                 }
                 out.push(b']');
             }
@@ -1259,7 +1259,7 @@ mod tests {
     }
 
     fn raw(value: &Json) -> Option<crate::state::Output> {
-        Some(serde_json::value::to_raw_value(value).unwrap())
+        Some(JsonText::new(value.to_string()).unwrap())
     }
 
     fn single(status: StageStatus, output: Json) -> StageRecord {
@@ -1511,7 +1511,7 @@ mod tests {
     fn outputs_reach_a_fan_in_as_the_jobs_wrote_them() {
         let mut count = succeeded(vec![Json::Null, Json::Null]);
         count.outputs = vec![
-            Some(RawValue::from_string(r#"{"b":1,"a":2}"#.to_owned()).unwrap()),
+            Some(JsonText::new(r#"{"b":1,"a":2}"#.to_owned()).unwrap()),
             None,
         ];
         let scope = scope_with(&[("count", &count)], OK);
@@ -1595,7 +1595,7 @@ mod tests {
     fn for_each_over_an_output_keeps_each_element_as_its_text() {
         let mut numbers = single(StageStatus::Succeeded, Json::Null);
         let text = r#"[1, {"a": [2, "x,y"]}, "z\"]", null]"#;
-        numbers.outputs = vec![Some(RawValue::from_string(text.to_owned()).unwrap())];
+        numbers.outputs = vec![Some(JsonText::new(text.to_owned()).unwrap())];
         let scope = scope_with(&[("numbers", &numbers)], OK);
         let items = ForEach::Expr("${{ stages.numbers.output }}".to_owned());
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use weft_host::JsonText;
 
 /// The state of a stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -119,10 +120,10 @@ impl ErrorInfo {
 /// A job's output as the plugin wrote it: JSON text, checked but not parsed. A fan-out's
 /// outputs are mostly passed on whole to a fan-in, so they are parsed only when an
 /// expression reads inside them.
-pub type Output = Box<RawValue>;
+pub type Output = JsonText;
 
 /// Parses an output checked when it was received; `None` is `null`.
-pub fn parse(output: Option<&RawValue>) -> Value {
+pub fn parse(output: Option<&JsonText>) -> Value {
     // The text was checked to be JSON when the job returned, so this parse succeeds.
     output.map_or(Value::Null, |text| {
         serde_json::from_str(text.get()).unwrap_or(Value::Null)
@@ -173,7 +174,7 @@ impl Item<'_> {
 
 impl Items {
     /// The elements of `text` when it is a JSON array; `None` when it is anything else.
-    pub fn from_text(text: &RawValue) -> Option<Items> {
+    pub fn from_text(text: &JsonText) -> Option<Items> {
         let source = text.get();
         let elements: Vec<&RawValue> = serde_json::from_str(source).ok()?;
         let base = source.as_ptr().addr();
@@ -271,9 +272,9 @@ impl StageRecord {
 
     /// `stages.ID.output` as text: the single job's output, `None` unless the stage
     /// succeeded.
-    pub fn output_text(&self) -> Option<&RawValue> {
+    pub fn output_text(&self) -> Option<&JsonText> {
         if self.status == StageStatus::Succeeded {
-            self.outputs.first()?.as_deref()
+            self.outputs.first()?.as_ref()
         } else {
             None
         }
@@ -286,7 +287,7 @@ impl StageRecord {
 
     /// The output of job `index`, parsed; `null` when it has none.
     pub fn output_of(&self, index: usize) -> Value {
-        parse(self.outputs.get(index).and_then(Option::as_deref))
+        parse(self.outputs.get(index).and_then(Option::as_ref))
     }
 
     /// `stages.ID.results`: per job `{index, item, status, output, error}`.
