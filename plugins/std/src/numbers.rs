@@ -1,6 +1,7 @@
 //! Jobs on numbers: `sum`, `range` and `top`.
 
 use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Number;
 use weft_plugin::{Job, JobContext, JobError, JsonSchema};
 
@@ -14,7 +15,8 @@ pub struct Sum;
 pub struct SumInput {
     /// The numbers to add. The sum is an integer when every one is written as an integer
     /// (`2`, not `2.0`), and a float otherwise; an empty list sums to `0`.
-    values: Vec<Number>,
+    #[schemars(with = "Vec<Number>")]
+    values: Total,
 }
 
 impl Job for Sum {
@@ -25,33 +27,59 @@ impl Job for Sum {
     type Output = Number;
 
     fn run(&self, _: &JobContext<'_>, input: SumInput) -> Result<Number, JobError> {
-        match integer_sum(&input.values) {
+        let Total { integer, float } = input.values;
+        match integer {
             Some(total) => i64::try_from(total)
                 .map(Number::from)
                 .map_err(|_| JobError::fatal("the sum overflows a 64-bit integer")),
-            None => float_sum(&input.values),
+            None => Number::from_f64(float)
+                .ok_or_else(|| JobError::fatal("the sum is too large for a float")),
         }
     }
 }
 
-/// The sum of `values` when all are integers, `None` when one is not.
+/// The sum of a list of numbers, added up as the list is read, so that a fan-in over a
+/// million outputs never holds them all.
 ///
-/// The sum runs in 128 bits, so that only the total has to fit in 64 (`[MAX, 1, -1]` sums
-/// to `MAX`); 2^63 values of at most 2^64 cannot overflow 128 bits.
-fn integer_sum(values: &[Number]) -> Option<i128> {
-    values.iter().try_fold(0_i128, |total, value| {
-        let value = value
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| value.as_u64().map(i128::from))?;
-        Some(total + value)
-    })
+/// `integer` runs in 128 bits while every value is an integer, so that only the total has
+/// to fit in 64 (`[MAX, 1, -1]` sums to `MAX`); 2^63 values of at most 2^64 cannot overflow
+/// 128 bits. `float` adds every value as a float, in order, for when one is not an integer.
+#[derive(Debug)]
+struct Total {
+    integer: Option<i128>,
+    float: f64,
 }
 
-/// The sum of `values` as floats; refuses a total too large for a float.
-fn float_sum(values: &[Number]) -> Result<Number, JobError> {
-    let total: f64 = values.iter().filter_map(Number::as_f64).sum();
-    Number::from_f64(total).ok_or_else(|| JobError::fatal("the sum is too large for a float"))
+impl<'de> Deserialize<'de> for Total {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(TotalVisitor)
+    }
+}
+
+struct TotalVisitor;
+
+impl<'de> Visitor<'de> for TotalVisitor {
+    type Value = Total;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a list of numbers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut values: A) -> Result<Total, A::Error> {
+        let mut total = Total {
+            integer: Some(0),
+            float: 0.0,
+        };
+        while let Some(value) = values.next_element::<Number>()? {
+            let whole = value
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| value.as_u64().map(i128::from));
+            total.integer = total.integer.zip(whole).map(|(sum, value)| sum + value);
+            total.float += value.as_f64().unwrap_or(0.0);
+        }
+        Ok(total)
+    }
 }
 
 /// Adds up counts by key and keeps the largest.
