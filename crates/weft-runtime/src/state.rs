@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use weft_host::JsonText;
 
@@ -172,27 +171,93 @@ impl Item<'_> {
     }
 }
 
+/// Where each element of a JSON array lies in `text`, `(start, end)` in bytes; `None` when
+/// the text is not an array.
+///
+/// `text` must be JSON already checked (as a [`JsonText`] is), so this only follows nesting and
+/// strings to find the commas between elements: one pass over the bytes, with no value built.
+fn array_spans(text: &str) -> Option<Vec<(u32, u32)>> {
+    let bytes = text.as_bytes();
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    let mut at = bytes.iter().position(|&byte| !is_space(byte))?;
+    if bytes[at] != b'[' {
+        return None;
+    }
+    at += 1;
+    // Outputs are at most 64 MiB, so every offset fits.
+    let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
+    let mut spans = Vec::new();
+    loop {
+        while bytes.get(at).is_some_and(|&byte| is_space(byte)) {
+            at += 1;
+        }
+        if bytes.get(at).is_none_or(|&byte| byte == b']') {
+            return Some(spans);
+        }
+        let first = at;
+        let mut depth = 0_usize;
+        while let Some(&byte) = bytes.get(at) {
+            if !STRUCTURAL[usize::from(byte)] {
+                at += 1;
+                continue;
+            }
+            match byte {
+                b'"' => at = string_end(bytes, at + 1),
+                b'[' | b'{' => {
+                    depth += 1;
+                    at += 1;
+                }
+                b',' | b']' | b'}' if depth == 0 => break,
+                b']' | b'}' => {
+                    depth -= 1;
+                    at += 1;
+                }
+                _ => at += 1,
+            }
+        }
+        let mut last = at;
+        while last > first && is_space(bytes[last - 1]) {
+            last -= 1;
+        }
+        spans.push((offset(first), offset(last)));
+        if bytes.get(at) != Some(&b',') {
+            return Some(spans);
+        }
+        at += 1;
+    }
+}
+
+/// The bytes that start or end a string, a list or a mapping, or end an element.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let special = *b"\"[]{},";
+    let mut at = 0;
+    while at < special.len() {
+        table[special[at] as usize] = true;
+        at += 1;
+    }
+    table
+};
+
+/// The offset just past the quote that closes the string whose text starts at `at`.
+fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'"' => return at + 1,
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+    at
+}
+
 impl Items {
     /// The elements of `text` when it is a JSON array; `None` when it is anything else.
     pub fn from_text(text: &JsonText) -> Option<Items> {
         let source = text.get();
-        let elements: Vec<&RawValue> = serde_json::from_str(source).ok()?;
-        let base = source.as_ptr().addr();
-        let spans = elements
-            .iter()
-            .map(|element| {
-                let start = element.get().as_ptr().addr() - base;
-                let end = start + element.get().len();
-                // Outputs are at most 64 MiB, so every offset fits.
-                (
-                    u32::try_from(start).unwrap_or(u32::MAX),
-                    u32::try_from(end).unwrap_or(u32::MAX),
-                )
-            })
-            .collect();
         Some(Items::Text {
+            spans: array_spans(source)?,
             text: source.into(),
-            spans,
         })
     }
 
@@ -346,4 +411,91 @@ pub struct StatusFlags {
     pub failure: bool,
     /// The run is cancelled.
     pub cancelled: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    fn elements(text: &str) -> Option<Vec<String>> {
+        let items = Items::from_text(&JsonText::new(text.to_owned()).unwrap())?;
+        Some(
+            (0..items.len())
+                .map(|index| match items.get(index) {
+                    Some(Item::Text(text)) => text.to_owned(),
+                    other => panic!("item {index} is {other:?}"),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn array_elements_are_found_through_nesting_strings_and_escapes() {
+        let text = r#" [ 1 , {"a": [2, "x,y]"]}, "z\"],\\", [], [[3]], -4.5e1, null ] "#;
+
+        assert_eq!(
+            elements(text).unwrap(),
+            [
+                "1",
+                r#"{"a": [2, "x,y]"]}"#,
+                r#""z\"],\\""#,
+                "[]",
+                "[[3]]",
+                "-4.5e1",
+                "null"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_array_has_no_elements_and_other_values_are_not_arrays() {
+        assert_eq!(elements("[]").unwrap(), Vec::<String>::new());
+        assert_eq!(elements("[ \n ]").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            elements(r#"["é", "\u00e9"]"#).unwrap(),
+            [r#""é""#, r#""\u00e9""#]
+        );
+        assert_eq!(elements(r#"{"a": [1]}"#), None);
+        assert_eq!(elements(r#""[1, 2]""#), None);
+        assert_eq!(elements("3"), None);
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |float| float.is_finite())
+                .prop_map(Value::from),
+            "[ -~\\\\\"é\n]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z,\\]\"]{0,3}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn array_elements_match_serde_json(
+            values in proptest::collection::vec(json(), 0..6),
+            pretty in proptest::bool::ANY,
+        ) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&values).unwrap()
+            } else {
+                serde_json::to_string(&values).unwrap()
+            };
+            let expected: Vec<&RawValue> = serde_json::from_str(&text).unwrap();
+            let expected: Vec<String> = expected.iter().map(|raw| raw.get().to_owned()).collect();
+            proptest::prop_assert_eq!(elements(&text).unwrap(), expected);
+        }
+    }
 }
