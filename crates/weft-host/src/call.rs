@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use weft_plugin_abi as abi;
 
@@ -203,94 +202,6 @@ fn outcome<T>(status: i32, emitted: Emitted, read: ReadOutput<T>) -> Result<T, F
     Err(failure)
 }
 
-/// JSON text, checked exactly as parsing it into a value would check it (nesting depth,
-/// numbers in range, valid escapes), and kept as the text it was, without surrounding
-/// whitespace.
-///
-/// The check is one pass of serde_json's parser that builds nothing; the text is not read
-/// again, as `RawValue::from_string` would read it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonText(Box<str>);
-
-impl JsonText {
-    /// Checks `text` and keeps it.
-    ///
-    /// # Errors
-    ///
-    /// serde_json's error when `text` is not one JSON value.
-    pub fn new(text: String) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<Checked>(&text)?;
-        let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
-        Ok(if trimmed.len() == text.len() {
-            Self(text.into_boxed_str())
-        } else {
-            Self(trimmed.into())
-        })
-    }
-
-    /// The text.
-    pub fn get(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for JsonText {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-/// A JSON value read through serde_json's full parser and then forgotten.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
-        while items.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
-        while entries.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-}
-
 fn read_output<T>(bytes: Vec<u8>, read: ReadOutput<T>) -> Result<T, Failure> {
     let text = String::from_utf8(bytes).map_err(|error| {
         Failure::invalid_output(format!(
@@ -392,23 +303,6 @@ mod tests {
 
     fn parse(text: String) -> Result<Value, serde_json::Error> {
         serde_json::from_str(&text)
-    }
-
-    #[test]
-    fn text_output_is_refused_where_a_parsed_one_would_be() {
-        for bad in [
-            r#"{"n": 1e400}"#.to_owned(),
-            format!("{}{}", "[".repeat(200), "]".repeat(200)),
-            r#""\ud800""#.to_owned(),
-            "[1,]".to_owned(),
-        ] {
-            assert!(parse(bad.clone()).is_err(), "{bad}");
-            assert!(JsonText::new(bad.clone()).is_err(), "{bad}");
-        }
-        let good = r#"{"b": [1, -2, 3.5e10, "\u00e9"], "a": null}"#;
-        assert_eq!(JsonText::new(good.to_owned()).unwrap().get(), good);
-        let padded = format!(" \n{good}\t ");
-        assert_eq!(JsonText::new(padded).unwrap().get(), good);
     }
 
     #[test]

@@ -16,10 +16,12 @@ mod call;
 mod cancel;
 mod check;
 mod discover;
+mod json;
 mod plugin;
 
-pub use call::{CallOptions, Failure, FailureKind, JsonText, LogLevel, MAX_OUTPUT_BYTES};
+pub use call::{CallOptions, Failure, FailureKind, LogLevel, MAX_OUTPUT_BYTES};
 pub use cancel::CancelFlag;
 pub use check::{check, search_for};
 pub use discover::{Catalog, Conflict, PATH_VARIABLE, Rejected, SearchPath};
+pub use json::JsonText;
 pub use plugin::{InputProblem, Job, LoadError, Plugin, is_plugin_name, load};

@@ -16,7 +16,8 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use serde_json::Value;
 use weft_plugin_abi as abi;
 
-use crate::call::{self, CallOptions, Failure, JsonText};
+use crate::call::{self, CallOptions, Failure};
+use crate::json::JsonText;
 
 /// A loaded plugin and its jobs.
 #[derive(Debug)]
