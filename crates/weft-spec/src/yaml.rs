@@ -17,12 +17,13 @@
 
 mod index;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::Path;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span as YamlSpan};
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Number, Value};
 
@@ -160,30 +161,10 @@ fn not_utf8(name: &str, error: &std::string::FromUtf8Error) -> Diagnostic {
 /// Reports every duplicate key it finds; any other problem stops the parse.
 pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagnostic>> {
     let mut builder = Builder::new(name);
-    for event in Parser::new_from_str(source) {
-        let step = match event {
-            Ok((event, span)) => builder.event(event, span),
-            Err(error) => {
-                let marker = error.marker();
-                let at = Position {
-                    line: marker.line(),
-                    column: marker.col() + 1,
-                    width: 1,
-                };
-                Err(if error.info().contains("recursion limit") {
-                    too_deep(name, at)
-                } else {
-                    let message = format!("invalid YAML: {}", error.info());
-                    Diagnostic::new(Kind::Syntax, name, message)
-                        .at(at.line, at.column, 1)
-                        .with_hint("check the indentation, and the brackets and quotes opened before this point")
-                })
-            }
-        };
-        if let Err(diagnostic) = step {
-            builder.errors.push(diagnostic);
-            return Err(builder.errors);
-        }
+    let fed = builder.feed(Parser::new_from_str(source));
+    if let Err(diagnostic) = fed {
+        builder.errors.push(diagnostic);
+        return Err(builder.errors);
     }
 
     if !builder.errors.is_empty() {
@@ -202,6 +183,9 @@ pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagn
     })?;
     Ok((value, builder.index))
 }
+
+/// One event of saphyr's parser, or its error.
+type Scanned<'a> = Result<(Event<'a>, YamlSpan), ScanError>;
 
 fn too_deep(name: &str, at: Position) -> Diagnostic {
     Diagnostic::new(Kind::Syntax, name, "values are nested too deeply")
@@ -261,6 +245,39 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Builds from `events` until they end or one is an error.
+    fn feed<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = Scanned<'e>>,
+    ) -> Result<(), Diagnostic> {
+        for event in events {
+            match event {
+                Ok((event, span)) => self.event(event, span)?,
+                Err(error) => return Err(self.scan_error(&error)),
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_error(&self, error: &ScanError) -> Diagnostic {
+        let marker = error.marker();
+        let at = Position {
+            line: marker.line(),
+            column: marker.col() + 1,
+            width: 1,
+        };
+        if error.info().contains("recursion limit") {
+            too_deep(self.name, at)
+        } else {
+            let message = format!("invalid YAML: {}", error.info());
+            Diagnostic::new(Kind::Syntax, self.name, message)
+                .at(at.line, at.column, 1)
+                .with_hint(
+                    "check the indentation, and the brackets and quotes opened before this point",
+                )
+        }
+    }
+
     fn event(&mut self, event: Event<'_>, span: YamlSpan) -> Result<(), Diagnostic> {
         let position = Position::from_span(span);
         match event {
@@ -274,7 +291,7 @@ impl<'a> Builder<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|tag| format!("{}{}", tag.handle, tag.suffix));
-                let value = self.scalar(&text, style, tag.as_deref(), position)?;
+                let value = self.scalar(text, style, tag.as_deref(), position)?;
                 self.node(value, 1, anchor, position)?;
             }
             Event::Alias(anchor) => {
@@ -445,7 +462,7 @@ impl<'a> Builder<'a> {
 
     fn scalar(
         &self,
-        text: &str,
+        text: Cow<'_, str>,
         style: ScalarStyle,
         tag: Option<&str>,
         position: Position,
@@ -454,9 +471,9 @@ impl<'a> Builder<'a> {
             None => Ok(if style == ScalarStyle::Plain {
                 resolve_plain(text)
             } else {
-                Value::String(text.to_owned())
+                Value::String(text.into_owned())
             }),
-            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.to_owned())),
+            Some("tag:yaml.org,2002:str") => Ok(Value::String(text.into_owned())),
             Some(
                 "tag:yaml.org,2002:int"
                 | "tag:yaml.org,2002:float"
@@ -520,8 +537,8 @@ fn write_key_text(out: &mut String, key: &Value) {
 }
 
 /// Resolves a plain scalar with the YAML 1.2 core schema.
-fn resolve_plain(text: &str) -> Value {
-    match text {
+fn resolve_plain(text: Cow<'_, str>) -> Value {
+    match &*text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -537,7 +554,7 @@ fn resolve_plain(text: &str) -> Value {
         u64::from_str_radix(hex, 16).ok().map(Number::from)
     } else if let Some(octal) = text.strip_prefix("0o") {
         u64::from_str_radix(octal, 8).ok().map(Number::from)
-    } else if is_decimal_integer(text) {
+    } else if is_decimal_integer(&text) {
         text.parse::<u64>()
             .map(Number::from)
             .or_else(|_| text.parse::<i64>().map(Number::from))
@@ -548,12 +565,12 @@ fn resolve_plain(text: &str) -> Value {
     if let Some(number) = integer {
         return Value::Number(number);
     }
-    if is_float(text)
+    if is_float(&text)
         && let Ok(float) = text.parse::<f64>()
     {
         return Value::Number(float.into());
     }
-    Value::String(text.to_owned())
+    Value::String(text.into_owned())
 }
 
 fn is_decimal_integer(text: &str) -> bool {
