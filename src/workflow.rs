@@ -34,6 +34,38 @@ pub enum Plugins<'a> {
 
 /// Loads, checks and plans the workflow at `path`.
 pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
+    let mut warm = match plugins {
+        Plugins::Skip => None,
+        Plugins::Search(folders) => warm_up(folders),
+    };
+    let loaded = load_with(path, plugins, &mut warm);
+    if let Some(warm) = warm {
+        let _ = warm.join();
+    }
+    loaded
+}
+
+/// Loads the plugins of the standard folders on a thread of its own, while the file is read
+/// and checked.
+///
+/// Those folders do not depend on the file, and loading a library (mapping it, resolving its
+/// symbols, reading its descriptor) is most of the plugin search. The search that counts still
+/// runs after the file is read, in its own order and with the file's own `plugins:` entries;
+/// it finds these libraries in the host's cache. `None` when no thread could be started: the
+/// search then loads them itself.
+fn warm_up(folders: &[PathBuf]) -> Option<std::thread::JoinHandle<()>> {
+    let search = weft_host::SearchPath::standard(folders);
+    std::thread::Builder::new()
+        .name("plugins".to_owned())
+        .spawn(move || drop(Catalog::discover(&search)))
+        .ok()
+}
+
+fn load_with(
+    path: &Path,
+    plugins: Plugins<'_>,
+    warm: &mut Option<std::thread::JoinHandle<()>>,
+) -> Loaded {
     let name = path.display().to_string();
     let document = match weft_spec::load(path, &name) {
         Ok(document) => document,
@@ -79,6 +111,9 @@ pub fn load(path: &Path, plugins: Plugins<'_>) -> Loaded {
         Plugins::Skip => None,
         Plugins::Search(folders) => {
             let search = weft_host::search_for(&document, path, folders);
+            if let Some(warm) = warm.take() {
+                let _ = warm.join();
+            }
             let catalog = Catalog::discover(&search);
             diagnostics.extend(weft_host::check(&document, &catalog));
             Some(catalog)
