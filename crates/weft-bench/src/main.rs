@@ -203,27 +203,23 @@ fn prepare(
     // 1. The no-op fan-out and fan-in.
     let fan_out = write(scratch, "fan-out.yaml", inputs::FAN_OUT)?;
     let n = sizes.fan_out;
-    let mut contenders = vec![
-        Contender::wall(
-            "weft",
-            weft,
-            args!["run", "--quiet", &fan_out, "-i", format!("n={n}")],
-        ),
-        Contender::wall(
-            "rust pool (mpsc, in-process time)",
-            &me,
-            args![
-                "pool",
-                "--library",
-                &library("std"),
-                "--job",
-                "echo",
-                "--count",
-                n.to_string(),
-            ],
-        )
-        .measured(Measure::Reported),
-    ];
+    let mut contenders = vec![Contender::wall(
+        "weft",
+        weft,
+        args!["run", "--quiet", &fan_out, "-i", format!("n={n}")],
+    )];
+    contenders.extend(pool_contenders(
+        &me,
+        args![
+            "pool",
+            "--library",
+            &library("std"),
+            "--job",
+            "echo",
+            "--count",
+            n.to_string(),
+        ],
+    ));
     match go_pool(scratch)? {
         Some(binary) => contenders.push(
             Contender::wall(
@@ -258,23 +254,21 @@ fn prepare(
             weft,
             args!["run", "--quiet", "--workers", "1", &hashing],
         ),
-        Contender::wall(
-            "rust pool (mpsc, in-process time)",
-            &me,
-            args![
-                "pool",
-                "--library",
-                &library("hash"),
-                "--job",
-                "sha256",
-                "--count",
-                count.to_string(),
-                "--dir",
-                &dir,
-            ],
-        )
-        .measured(Measure::Reported),
     ];
+    contenders.extend(pool_contenders(
+        &me,
+        args![
+            "pool",
+            "--library",
+            &library("hash"),
+            "--job",
+            "sha256",
+            "--count",
+            count.to_string(),
+            "--dir",
+            &dir,
+        ],
+    ));
     match &xargs {
         Some(xargs) => contenders.push(Contender::wall(
             &format!("xargs -P {cores} sha256sum"),
@@ -405,6 +399,16 @@ fn prepare(
     });
 
     Ok(benches)
+}
+
+/// The hand-written pool twice: timed as weft is, from the start of its process to its exit
+/// (starting up and loading the plugin included), and as it times itself, from before its
+/// threads start to after the last result is in its slot.
+fn pool_contenders(me: &Path, args: Vec<std::ffi::OsString>) -> [Contender; 2] {
+    [
+        Contender::wall("rust pool (mpsc, whole process)", me, args.clone()),
+        Contender::wall("rust pool (mpsc, in-process time)", me, args).measured(Measure::Reported),
+    ]
 }
 
 /// Writes `text` to `scratch/name`.
