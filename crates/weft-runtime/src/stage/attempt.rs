@@ -43,29 +43,49 @@ pub(super) struct Shared {
 
 /// Where worker threads leave the results of a stage's attempts, for the stage to take all
 /// at once.
+///
+/// Each worker thread leaves its results in one of a few lanes, chosen by its number, so
+/// that two threads finishing jobs at the same moment do not take turns on one lock: a lane
+/// is mostly touched by one thread, and by the stage when it takes them.
 #[derive(Default)]
 pub(super) struct Inbox {
-    done: Mutex<Vec<Done>>,
+    lanes: [Lane; INBOX_LANES],
     pub(super) wake: Notify,
 }
 
+/// The lanes of an inbox: a few more than the cores of a small machine.
+const INBOX_LANES: usize = 4;
+
+/// One lane of an inbox, alone on its cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+struct Lane(Mutex<Vec<Done>>);
+
 impl Inbox {
     pub(super) fn push(&self, done: Done) {
-        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let lane = &self.lanes[worker_number() as usize % INBOX_LANES];
+        let mut queue = lane.0.lock().unwrap_or_else(PoisonError::into_inner);
         queue.push(done);
         let first = queue.len() == 1;
         drop(queue);
-        // The stage takes everything there is when it wakes: the first result after it last
-        // looked is the only one that needs to wake it.
+        // The stage takes everything there is when it wakes: the first result of a lane
+        // after it last looked is the only one that needs to wake it.
         if first {
             self.wake.notify_one();
         }
     }
 
-    /// Swaps the results received for `into`, which must be empty.
+    /// Moves the results received into `into`, which must be empty.
     pub(super) fn take(&self, into: &mut Vec<Done>) {
-        let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::swap(&mut *queue, into);
+        for lane in &self.lanes {
+            let mut queue = lane.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if into.is_empty() {
+                // Swapped, so that the memory of both vectors is used again.
+                std::mem::swap(&mut *queue, into);
+            } else {
+                into.append(&mut queue);
+            }
+        }
     }
 }
 
