@@ -8,7 +8,6 @@
 //!    values do not keep. On the way it refuses keys given twice in a mapping, nesting past
 //!    [`MAX_DEPTH`], aliases that would expand past [`MAX_ALIAS_NODES`] values, and files of
 //!    more than one document, so that no input can make the engine hang or blow up memory.
-//!    A large file is scanned on a second thread while this one builds the tree.
 //! 3. [`decode`] turns a subtree into a typed value with serde, and turns serde's error into
 //!    a [`Diagnostic`] at the right line, with the key path and a hint.
 //!
@@ -162,11 +161,7 @@ fn not_utf8(name: &str, error: &std::string::FromUtf8Error) -> Diagnostic {
 /// Reports every duplicate key it finds; any other problem stops the parse.
 pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagnostic>> {
     let mut builder = Builder::new(name);
-    let fed = if source.len() >= SCAN_APART_BYTES {
-        feed_from_scanner_thread(&mut builder, source)
-    } else {
-        builder.feed(Parser::new_from_str(source))
-    };
+    let fed = builder.feed(Parser::new_from_str(source));
     if let Err(diagnostic) = fed {
         builder.errors.push(diagnostic);
         return Err(builder.errors);
@@ -191,47 +186,6 @@ pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagn
 
 /// One event of saphyr's parser, or its error.
 type Scanned<'a> = Result<(Event<'a>, YamlSpan), ScanError>;
-
-/// Files from this size on are scanned on a thread of their own while the tree is built.
-const SCAN_APART_BYTES: usize = 64 * 1024;
-
-/// Events handed from the scanning thread to the builder at a time.
-const EVENT_BATCH: usize = 512;
-
-/// Feeds `builder` from saphyr's parser running on a second thread, in batches of events.
-///
-/// Scanning and building take about the same time, and neither needs the other's result
-/// until the end, so on a machine with two cores a large file is read in about half the
-/// time. The channel holds a few batches: the scanner never runs far ahead of the builder.
-/// When the builder stops at an error it drops its end, and the scanner stops at its next
-/// batch. When no thread can be started, the file is parsed on this one.
-fn feed_from_scanner_thread(builder: &mut Builder<'_>, source: &str) -> Result<(), Diagnostic> {
-    std::thread::scope(|scope| {
-        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Scanned<'_>>>(4);
-        let scanner = std::thread::Builder::new()
-            .name("yaml".to_owned())
-            .spawn_scoped(scope, move || {
-                let mut batch = Vec::with_capacity(EVENT_BATCH);
-                for event in Parser::new_from_str(source) {
-                    let stop = event.is_err();
-                    batch.push(event);
-                    if batch.len() == EVENT_BATCH || stop {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(EVENT_BATCH));
-                        if batches.send(full).is_err() || stop {
-                            return;
-                        }
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = batches.send(batch);
-                }
-            });
-        if scanner.is_err() {
-            return builder.feed(Parser::new_from_str(source));
-        }
-        builder.feed(received.into_iter().flatten())
-    })
-}
 
 fn too_deep(name: &str, at: Position) -> Diagnostic {
     Diagnostic::new(Kind::Syntax, name, "values are nested too deeply")
@@ -861,74 +815,6 @@ mod tests {
 
     fn parse_err(source: &str) -> Vec<Diagnostic> {
         parse(source, "test.yaml").expect_err("the source should be refused")
-    }
-
-    /// A file large enough to be scanned on a thread of its own: stages `s0`, `s1`, ...,
-    /// with `tail` after them.
-    fn large_file(tail: &str) -> String {
-        let mut source = String::from("base: &base {job: std.echo}\nstages:\n");
-        let mut stage = 0;
-        while source.len() < SCAN_APART_BYTES + 1024 {
-            let _ = writeln!(
-                source,
-                "  s{stage}:\n    <<: *base\n    with: {{value: \"item {stage}\", list: [1, 2.5, null]}}"
-            );
-            stage += 1;
-        }
-        source.push_str(tail);
-        source
-    }
-
-    /// Parses `source` on this thread alone, as files under [`SCAN_APART_BYTES`] are.
-    fn parse_on_one_thread(source: &str) -> Result<(Value, SourceIndex), Vec<Diagnostic>> {
-        let mut builder = Builder::new("test.yaml");
-        if let Err(diagnostic) = builder.feed(Parser::new_from_str(source)) {
-            builder.errors.push(diagnostic);
-        }
-        if builder.errors.is_empty() {
-            let mut value = builder.root.unwrap_or(Value::Null);
-            value
-                .apply_merge()
-                .expect("merge keys of the test file apply");
-            Ok((value, builder.index))
-        } else {
-            Err(builder.errors)
-        }
-    }
-
-    #[test]
-    fn a_large_file_scanned_apart_gives_the_same_tree_and_positions() {
-        let source = large_file("  last:\n    job: std.fail\n");
-        let (value, index) = parse_ok(&source);
-        let (alone, alone_index) = parse_on_one_thread(&source).unwrap();
-        assert_eq!(value, alone);
-        let stages = value["stages"].as_mapping().unwrap();
-        assert!(stages.len() > 500, "{} stages", stages.len());
-        assert_eq!(value["stages"]["s7"]["job"], Value::from("std.echo"));
-        for path in [
-            "stages.s0.with.value",
-            "stages.s400.with.list.1",
-            "stages.last.job",
-        ] {
-            let at = index.value(path).expect(path);
-            assert_eq!(Some(at), alone_index.value(path), "{path}");
-        }
-        let last_line = source.lines().count();
-        assert_eq!(index.value("stages.last.job").unwrap().line, last_line);
-    }
-
-    #[test]
-    fn errors_deep_in_a_large_file_are_found_with_their_line() {
-        let source = large_file("  s0:\n    job: std.fail\n  broken: [1, 2\n");
-        let errors = parse_err(&source);
-        let last_line = u32::try_from(source.lines().count()).unwrap();
-        assert_eq!(errors, parse_on_one_thread(&source).unwrap_err());
-        // The duplicate key is reported, then the scan error stops the parse.
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].message.contains("`s0`"), "{errors:?}");
-        assert_eq!(errors[0].line, Some(last_line - 2));
-        assert!(errors[1].message.starts_with("invalid YAML"), "{errors:?}");
-        assert!(errors[1].line >= Some(last_line), "{errors:?}");
     }
 
     #[test]
