@@ -22,8 +22,11 @@ pub struct CountWordsInput {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[cfg_attr(test, derive(Deserialize))]
 pub struct Counts {
-    /// The words: the maximal runs of bytes that are not ASCII whitespace (space, tab, line
-    /// feed, vertical tab, form feed, carriage return).
+    /// The words, as `wc` counts them in the C locale: the runs of bytes between ASCII
+    /// whitespace (space, tab, line feed, vertical tab, form feed, carriage return) that hold
+    /// at least one printable ASCII character. Other bytes (control characters, and every
+    /// byte of a non-ASCII character) neither start a word nor end one, so `café` is a word
+    /// and a run of Cyrillic letters or a lone `—` is none.
     pub words: u64,
     /// The lines: the line feeds, so that a last line without one does not count.
     pub lines: u64,
@@ -61,10 +64,18 @@ impl Counter {
         let mut lines = 0;
 
         for &byte in chunk {
-            let space = matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-            words += u64::from(!space && !in_word);
-            lines += u64::from(byte == b'\n');
-            in_word = !space;
+            match byte {
+                b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => {
+                    lines += u64::from(byte == b'\n');
+                    in_word = false;
+                }
+                // Printable ASCII, space aside.
+                0x21..=0x7e => {
+                    words += u64::from(!in_word);
+                    in_word = true;
+                }
+                _ => {}
+            }
         }
 
         self.in_word = in_word;
@@ -137,6 +148,15 @@ mod tests {
                 b"caf\xe9 na\xefve r\xe9sum\xe9\n".to_vec(),
             ),
             ("nul_inside_a_word", b"a\0b c\n".to_vec()),
+            (
+                "non_ascii_runs",
+                "one — two\nпривет мир\n".as_bytes().to_vec(),
+            ),
+            (
+                "control_bytes_around_words",
+                b"\x01a \x01\x01 b\x7f \x7f\x80\n".to_vec(),
+            ),
+            ("binary", (0..=255_u8).cycle().take(4096).collect()),
             ("across_chunks", across_chunks),
             ("space_at_boundary", space_at_boundary),
         ]
@@ -169,16 +189,19 @@ mod tests {
     }
 
     #[test]
-    fn count_words_counts_any_bytes_between_ascii_whitespace_as_words() {
+    fn count_words_counts_only_runs_with_a_printable_character_as_words() {
         let scratch = Scratch::new("count_binary");
-        let path = scratch.write("a.bin", b"\x01 \xff\xfe\n\x7f\x0b\x0c\r\xa0");
+        let path = scratch.write(
+            "a.bin",
+            b"\x01 \xff\xfe\n\x7f\x0b\x0c\r\xa0 caf\xc3\xa9 \xe2\x80\x94 a\x01b",
+        );
 
         assert_eq!(
             count(&path),
             Counts {
-                words: 4,
+                words: 2,
                 lines: 1,
-                bytes: 10
+                bytes: 24
             }
         );
     }
