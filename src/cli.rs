@@ -170,12 +170,21 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum PluginsAction {
     /// Print one plugin's jobs with their inputs and outputs: the plugin's manual.
+    #[command(after_help = "\
+Examples:
+  weft plugins show std
+  weft plugins show greet --plugin-path plugins/greet/target/debug")]
     Show {
         /// The plugin's name.
         name: String,
     },
 
     /// Write a new plugin crate that builds with `cargo build` as it is.
+    #[command(after_help = "\
+Examples:
+  weft plugins new greet
+  weft plugins new greet --path plugins/greet
+  cd plugins/greet && cargo build && weft plugins show greet --plugin-path target/debug")]
     New {
         /// The plugin's name: lowercase letters, digits, `_` and `-`, starting with a letter.
         name: String,
@@ -202,4 +211,38 @@ pub enum GraphFormat {
     Dot,
     /// A Mermaid flowchart.
     Mermaid,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every command and subcommand, with its path of names.
+    fn commands(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            out.push((name.clone(), sub.clone()));
+            commands(sub, &name, out);
+        }
+    }
+
+    #[test]
+    fn every_command_shows_examples_in_its_help() {
+        let mut all = Vec::new();
+        commands(&Cli::command(), "weft", &mut all);
+        assert!(all.len() >= 7, "{} commands", all.len());
+
+        for (name, mut command) in all {
+            if name.ends_with(" help") {
+                continue;
+            }
+            let help = command.render_help().to_string();
+            assert!(
+                help.contains("Examples:"),
+                "`{name} --help` shows no example"
+            );
+        }
+    }
 }
