@@ -176,7 +176,10 @@ impl Document {
                 "timeout" => set!(workflow.timeout),
                 "on_error" => set!(workflow.on_error),
                 "grace" => set!(workflow.grace),
-                "outputs" => set!(workflow.outputs),
+                "outputs" => {
+                    strip_extensions(&mut value, 1);
+                    set!(workflow.outputs)
+                }
                 "stages" => {
                     saw_stages = true;
                     self.decode_stages(value, &mut workflow);
@@ -417,7 +420,7 @@ mod tests {
     #[test]
     fn extension_keys_are_ignored_outside_job_inputs() {
         let document = load(
-            "x-common: &common {timeout: 5s}\nstages:\n  x-template: {}\n  a:\n    <<: *common\n    job: std.echo\n    x-note: hi\n    retry: {attempts: 2, x-why: flaky}\n    with: {x-api-key: k}\n",
+            "x-common: &common {timeout: 5s}\nstages:\n  x-template: {}\n  a:\n    <<: *common\n    job: std.echo\n    x-note: hi\n    retry: {attempts: 2, x-why: flaky}\n    with: {x-api-key: k}\noutputs:\n  x-draft: ${{ stages.a.output }}\n  kept: ${{ stages.a.output }}\n",
         );
 
         assert!(
@@ -429,6 +432,8 @@ mod tests {
         assert_eq!(stage.timeout, Some(crate::Duration::from_secs(5)));
         assert_eq!(stage.with.as_ref().unwrap()["x-api-key"], "k");
         assert_eq!(document.workflow.stages.len(), 1);
+        let outputs: Vec<&String> = document.workflow.outputs.keys().collect();
+        assert_eq!(outputs, ["kept"]);
     }
 
     #[test]
@@ -450,6 +455,47 @@ mod tests {
         assert_eq!(diagnostic.message, "unknown key `attempt`");
         assert_eq!(diagnostic.path, "stages.a.retry.attempt");
         assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `attempts`?"));
+    }
+
+    #[test]
+    fn a_condition_that_is_neither_text_nor_a_boolean_says_what_it_takes() {
+        let document = load("stages:\n  a:\n    job: std.echo\n    if: 5\n");
+
+        let diagnostic = &document.diagnostics[0];
+        assert_eq!(diagnostic.path, "stages.a.if");
+        assert!(
+            diagnostic
+                .message
+                .contains("an expression or `true`/`false`"),
+            "{diagnostic:?}"
+        );
+        assert!(!diagnostic.message.contains("untagged"), "{diagnostic:?}");
+        assert!(diagnostic.hint.as_deref().unwrap().contains("success()"));
+    }
+
+    #[test]
+    fn a_retry_factor_under_one_or_not_a_number_is_refused() {
+        for factor in ["0.5", "-3", ".nan", ".inf"] {
+            let document = load(&format!(
+                "stages:\n  a:\n    job: std.echo\n    retry: {{attempts: 2, factor: {factor}}}\n"
+            ));
+
+            let diagnostic = &document.diagnostics[0];
+            assert!(
+                diagnostic.message.starts_with("invalid retry factor"),
+                "{factor}: {diagnostic:?}"
+            );
+            assert_eq!(diagnostic.path, "stages.a.retry.factor", "{factor}");
+            assert_eq!(diagnostic.line, Some(4), "{factor}");
+            assert!(diagnostic.hint.as_deref().unwrap().contains("at least 1"));
+        }
+        let document =
+            load("stages:\n  a:\n    job: std.echo\n    retry: {attempts: 2, factor: 1}\n");
+        assert!(
+            document.diagnostics.is_empty(),
+            "{:?}",
+            document.diagnostics
+        );
     }
 
     #[test]

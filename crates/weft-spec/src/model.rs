@@ -600,13 +600,44 @@ impl JsonSchema for Matrix {
 }
 
 /// `if`: an expression, or a literal boolean.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Condition {
     /// `true` is the same as no condition; `false` skips the stage.
     Bool(bool),
     /// An expression, with or without `${{ }}` around it.
     Expr(String),
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionVisitor;
+
+        impl Visitor<'_> for ConditionVisitor {
+            type Value = Condition;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "an expression or `true`/`false`{HINT_SEPARATOR}write a condition such as `${{{{ success() }}}}` or `${{{{ inputs.deploy }}}}`, or quote a literal to compare it in an expression"
+                )
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Condition, E> {
+                Ok(Condition::Bool(value))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Condition, E> {
+                Ok(Condition::Expr(value.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Condition, E> {
+                Ok(Condition::Expr(value))
+            }
+        }
+
+        deserializer.deserialize_any(ConditionVisitor)
+    }
 }
 
 /// Retries after the first attempt: a count, or a full policy.
@@ -677,7 +708,7 @@ pub struct RetryPolicy {
     #[serde(default = "default_delay")]
     pub delay: Duration,
     /// Each wait is the previous one times this (2 when absent).
-    #[serde(default = "default_factor")]
+    #[serde(default = "default_factor", deserialize_with = "factor")]
     #[schemars(range(min = 1.0))]
     pub factor: f64,
     /// The longest wait (30s when absent). Waits are drawn with full jitter below this.
@@ -691,6 +722,18 @@ fn default_delay() -> Duration {
 
 fn default_factor() -> f64 {
     2.0
+}
+
+/// A backoff factor: a finite number of at least 1, so that waits never shrink.
+fn factor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let factor = f64::deserialize(deserializer)?;
+    if factor.is_finite() && factor >= 1.0 {
+        Ok(factor)
+    } else {
+        Err(de::Error::custom(format!(
+            "invalid retry factor `{factor}`{HINT_SEPARATOR}the factor multiplies each wait: write a number of at least 1, such as 2 (1 keeps every wait at `delay`)"
+        )))
+    }
 }
 
 fn default_max_delay() -> Duration {
