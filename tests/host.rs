@@ -15,8 +15,8 @@ use weft_host::{
 
 fn only(folder: &Path) -> Catalog {
     Catalog::discover(&SearchPath {
-        files: Vec::new(),
         folders: vec![folder.to_owned()],
+        ..SearchPath::default()
     })
 }
 
@@ -237,8 +237,8 @@ fn files_that_are_not_plugins_are_listed_and_a_folder_named_twice_counts_once() 
     std::fs::write(folder.join("notes.txt"), "ignored: not a library name").unwrap();
 
     let catalog = Catalog::discover(&SearchPath {
-        files: Vec::new(),
         folders: vec![folder.clone(), folder.join("."), folder.clone()],
+        ..SearchPath::default()
     });
 
     assert_eq!(catalog.plugins.keys().collect::<Vec<_>>(), ["misbehave"]);
@@ -275,8 +275,8 @@ fn two_files_declaring_one_plugin_are_a_conflict_naming_both() {
     }
 
     let catalog = Catalog::discover(&SearchPath {
-        files: Vec::new(),
         folders,
+        ..SearchPath::default()
     });
 
     let conflict = catalog.conflict("misbehave").expect("a conflict");

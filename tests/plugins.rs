@@ -154,6 +154,80 @@ fn a_workflows_plugins_path_is_searched() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// A folder of its own under the test target folder, holding a copy of the shipped library
+/// of `plugin` at `pinned/`, and the workflow `source` as `flow.yaml`. Returns the workflow.
+fn pinned_copy(name: &str, plugin: &str, source: &str) -> String {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(folder.join("pinned")).unwrap();
+    let library = format!("libweft_{plugin}.{}", std::env::consts::DLL_EXTENSION);
+    std::fs::copy(
+        plugins::shipped().join(&library),
+        folder.join("pinned").join(&library),
+    )
+    .unwrap();
+    let workflow = folder.join("flow.yaml");
+    std::fs::write(&workflow, source.replace("LIBRARY", &library)).unwrap();
+    workflow.display().to_string()
+}
+
+#[test]
+fn a_pinned_copy_of_a_shipped_plugin_is_used_without_a_conflict() {
+    for path in ["pinned/LIBRARY", "pinned"] {
+        let workflow = pinned_copy(
+            "pinned-std",
+            "std",
+            &format!(
+                "plugins:\n  std: {{path: {path}}}\nstages:\n  hello:\n    job: std.echo\n    with: {{value: 7}}\noutputs:\n  seven: ${{{{ stages.hello.output }}}}\n"
+            ),
+        );
+
+        let run = weft(&["run", "--quiet", &workflow]);
+
+        assert_eq!(run.code, 0, "{path}: {}", run.stderr);
+        let outputs: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(outputs, serde_json::json!({"seven": 7}), "{path}");
+    }
+}
+
+#[test]
+fn a_pin_to_nothing_or_to_another_plugin_is_an_error_at_its_line() {
+    let cases = [
+        (
+            "plugins:\n  std:\n    path: missing/libweft_std.so\n",
+            "plugin `std` is not where `path` says: nothing is at",
+        ),
+        (
+            "plugins:\n  std:\n    path: pinned/LIBRARY\n",
+            "declares the plugin `text`, not `std`",
+        ),
+        ("plugins:\n  std:\n    path: pinned\n", "no library in"),
+    ];
+    for (plugins_entry, message) in cases {
+        let workflow = pinned_copy(
+            "pinned-wrong",
+            "text",
+            &format!(
+                "{plugins_entry}stages:\n  hello:\n    job: std.echo\n    with: {{value: 1}}\n"
+            ),
+        );
+
+        let run = weft(&["validate", &workflow]);
+
+        assert_eq!(run.code, 2, "{plugins_entry}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(message),
+            "{plugins_entry}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("flow.yaml:3:"),
+            "{plugins_entry}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("plugins.std.path"), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn a_plugin_outside_the_version_range_is_an_error() {
     let run = weft(&["validate", "tests/fixtures/version/std_too_old.yaml"]);

@@ -183,8 +183,8 @@ fn engine() -> &'static (Engine, Catalog) {
     static SHARED: OnceLock<(Engine, Catalog)> = OnceLock::new();
     SHARED.get_or_init(|| {
         let catalog = Catalog::discover(&SearchPath {
-            files: Vec::new(),
             folders: vec![plugins::shipped().to_owned()],
+            ..SearchPath::default()
         });
         let engine = Engine::new(PoolConfig {
             workers: 2,

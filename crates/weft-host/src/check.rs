@@ -20,9 +20,9 @@ pub fn search_for(
 ) -> SearchPath {
     let mut search = SearchPath::standard(flag_folders);
     let base = workflow_file.parent().unwrap_or(Path::new("."));
-    for source in document.workflow.plugins.values() {
+    for (name, source) in &document.workflow.plugins {
         if let Some(path) = &source.path {
-            search.add_first(base.join(path));
+            search.pin(name, base.join(path));
         }
     }
     search
@@ -50,6 +50,21 @@ pub fn check(document: &Document, catalog: &Catalog) -> Vec<Diagnostic> {
             None => diagnostic,
         }
     };
+
+    for misplaced in &catalog.misplaced {
+        diagnostics.push(report(
+            Kind::UnknownPlugin,
+            format!("plugins.{}.path", misplaced.name),
+            format!(
+                "plugin `{}` is not where `path` says: {}",
+                misplaced.name, misplaced.problem
+            ),
+            Some(
+                "point `path` at the plugin's library file, or at the folder that holds it; a relative path starts from the workflow's folder"
+                    .to_owned(),
+            ),
+        ));
+    }
 
     for (name, source) in &document.workflow.plugins {
         let (Some(range), Some(plugin)) = (&source.version, catalog.plugins.get(name)) else {

@@ -4,6 +4,10 @@
 //! folders of `WEFT_PLUGIN_PATH`, and the folder holding the `weft` executable (so that a
 //! `cargo build` of the workspace finds its own plugins). Folders are read one level deep;
 //! files count by their canonical path, so a folder named twice is read once.
+//!
+//! A workflow's `plugins: {name: {path}}` pins where `name` is: the file there (or the one
+//! in the folder there that declares `name`) is the plugin, whatever the other places hold,
+//! and a path that does not lead to it is an error rather than a silent fallback.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,8 @@ pub struct SearchPath {
     pub files: Vec<PathBuf>,
     /// Folders, in the order they are searched.
     pub folders: Vec<PathBuf>,
+    /// Plugin names whose place a workflow gives, with that place (a file or a folder).
+    pub pins: Vec<(String, PathBuf)>,
 }
 
 impl SearchPath {
@@ -30,8 +36,8 @@ impl SearchPath {
     /// then the executable's folder.
     pub fn standard(flag_folders: &[PathBuf]) -> Self {
         let mut search = Self {
-            files: Vec::new(),
             folders: flag_folders.to_vec(),
+            ..Self::default()
         };
         if let Some(paths) = std::env::var_os(PATH_VARIABLE) {
             search
@@ -47,14 +53,27 @@ impl SearchPath {
         search
     }
 
-    /// Adds a workflow's `plugins:` path (a library file or a folder), searched first.
-    pub fn add_first(&mut self, path: PathBuf) {
+    /// Pins plugin `name` to `path` (a library file, or a folder holding it), from a
+    /// workflow's `plugins:`; the place is searched first.
+    pub fn pin(&mut self, name: &str, path: PathBuf) {
         if path.is_dir() {
-            self.folders.insert(0, path);
+            self.folders.insert(0, path.clone());
         } else {
-            self.files.push(path);
+            self.files.push(path.clone());
         }
+        self.pins.push((name.to_owned(), path));
     }
+}
+
+/// A pinned plugin that is not where its workflow says.
+#[derive(Clone, Debug)]
+pub struct Misplaced {
+    /// The plugin name.
+    pub name: String,
+    /// The place the workflow gives.
+    pub path: PathBuf,
+    /// What is there instead.
+    pub problem: String,
 }
 
 /// A library file that is not a usable plugin, and why.
@@ -88,6 +107,8 @@ pub struct Catalog {
     pub conflicts: Vec<Conflict>,
     /// The folders searched, as given.
     pub searched: Vec<PathBuf>,
+    /// Pinned plugins not found where the workflow says.
+    pub misplaced: Vec<Misplaced>,
 }
 
 impl Catalog {
@@ -95,9 +116,14 @@ impl Catalog {
     pub fn discover(search: &SearchPath) -> Self {
         let mut catalog = Self::default();
         let mut seen = HashSet::new();
+        let pins: Vec<(&str, PathBuf)> = search
+            .pins
+            .iter()
+            .map(|(name, path)| (name.as_str(), canonical(path)))
+            .collect();
 
         for file in &search.files {
-            catalog.consider(file, &mut seen);
+            catalog.consider(file, &pins, &mut seen);
         }
         for folder in &search.folders {
             catalog.searched.push(folder.clone());
@@ -111,19 +137,34 @@ impl Catalog {
                 .collect();
             files.sort();
             for file in files {
-                catalog.consider(&file, &mut seen);
+                catalog.consider(&file, &pins, &mut seen);
+            }
+        }
+        for (name, path) in &search.pins {
+            if let Some(problem) = catalog.pin_problem(name, path) {
+                catalog.misplaced.push(Misplaced {
+                    name: name.clone(),
+                    path: path.clone(),
+                    problem,
+                });
             }
         }
         catalog
     }
 
-    fn consider(&mut self, path: &Path, seen: &mut HashSet<PathBuf>) {
-        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        if !seen.insert(canonical) {
+    fn consider(&mut self, path: &Path, pins: &[(&str, PathBuf)], seen: &mut HashSet<PathBuf>) {
+        let canonical = canonical(path);
+        if !seen.insert(canonical.clone()) {
             return;
         }
         match plugin::load(path) {
             Ok(plugin) => match self.plugins.get(&plugin.name) {
+                // A pinned plugin is searched first: a copy found elsewhere afterwards is
+                // not a conflict, it is simply not the one the workflow asked for.
+                Some(_)
+                    if pins.iter().any(|(name, place)| {
+                        *name == plugin.name && !is_within(&canonical, place)
+                    }) => {}
                 Some(first) => self.conflicts.push(Conflict {
                     name: plugin.name.clone(),
                     first: first.path.clone(),
@@ -140,10 +181,61 @@ impl Catalog {
         }
     }
 
+    /// Why plugin `name` is not the one at `place`, if it is not.
+    fn pin_problem(&self, name: &str, place: &Path) -> Option<String> {
+        if !place.exists() {
+            return Some(format!("nothing is at `{}`", place.display()));
+        }
+        let place_canonical = canonical(place);
+        let found = self.plugins.get(name);
+        if found.is_some_and(|plugin| is_within(&canonical(&plugin.path), &place_canonical)) {
+            return None;
+        }
+        if place.is_dir() {
+            return Some(format!(
+                "no library in `{}` declares the plugin `{name}`",
+                place.display()
+            ));
+        }
+        if let Some(rejected) = self
+            .rejected
+            .iter()
+            .find(|rejected| canonical(&rejected.path) == place_canonical)
+        {
+            return Some(format!(
+                "`{}` is not a usable plugin: {}",
+                place.display(),
+                rejected.error
+            ));
+        }
+        let declared = self
+            .plugins
+            .values()
+            .find(|plugin| canonical(&plugin.path) == place_canonical)
+            .map(|plugin| plugin.name.clone());
+        Some(match declared {
+            Some(other) => format!(
+                "`{}` declares the plugin `{other}`, not `{name}`",
+                place.display()
+            ),
+            None => format!("`{}` does not declare the plugin `{name}`", place.display()),
+        })
+    }
+
     /// The conflict over `name`, if two files declare it.
     pub fn conflict(&self, name: &str) -> Option<&Conflict> {
         self.conflicts.iter().find(|conflict| conflict.name == name)
     }
+}
+
+/// The canonical form of `path`, or `path` itself when it cannot be resolved.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// Whether the canonical `file` is the canonical `place` or directly inside it.
+fn is_within(file: &Path, place: &Path) -> bool {
+    file == place || file.parent() == Some(place)
 }
 
 /// Whether the file name has the platform's shared-library extension.

@@ -22,6 +22,6 @@ mod plugin;
 pub use call::{CallOptions, Failure, FailureKind, LogLevel, MAX_OUTPUT_BYTES};
 pub use cancel::CancelFlag;
 pub use check::{check, search_for};
-pub use discover::{Catalog, Conflict, PATH_VARIABLE, Rejected, SearchPath};
+pub use discover::{Catalog, Conflict, Misplaced, PATH_VARIABLE, Rejected, SearchPath};
 pub use json::JsonText;
 pub use plugin::{InputProblem, Job, LoadError, Plugin, is_plugin_name, load};
