@@ -339,3 +339,27 @@ fn plugins_new_refuses_a_bad_name_and_a_used_folder() {
         used.stderr
     );
 }
+
+#[test]
+fn a_shell_command_that_fails_once_passes_on_its_retry() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shell-retry");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let workflow = folder.join("flaky.yaml");
+    std::fs::write(
+        &workflow,
+        format!(
+            "stages:\n  flaky:\n    job: shell.run\n    retry: {{attempts: 2, delay: 1ms}}\n    with:\n      cwd: {}\n      argv: [sh, -c, 'echo x >> tries; [ $(wc -l < tries) -ge 2 ]']\noutputs:\n  code: ${{{{ stages.flaky.output.exit_code }}}}\n",
+            serde_json::to_string(&folder.display().to_string()).unwrap()
+        ),
+    )
+    .unwrap();
+
+    let run = weft(&["run", "--quiet", &workflow.display().to_string()]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outputs: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(outputs, serde_json::json!({"code": 0}));
+    let tries = std::fs::read_to_string(folder.join("tries")).unwrap();
+    assert_eq!(tries.lines().count(), 2);
+}

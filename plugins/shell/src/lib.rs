@@ -200,16 +200,18 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// Fails for a non-zero exit code or a death by signal.
+///
+/// Both may be retried: a command that fails once (a network call, a busy resource) may pass
+/// the next time, and a stage retries only when its `retry` asks for it. What cannot change
+/// between attempts (a program that is not there, a `cwd` that does not exist) is fatal.
 fn check_status(label: &str, status: ExitStatus, stderr: &str) -> Result<(), JobError> {
     use std::os::unix::process::ExitStatusExt as _;
 
     let stderr_tail = tail(stderr, STDERR_TAIL_LINES);
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(
-            JobError::fatal(format!("`{label}` exited with code {code}"))
-                .with_details(serde_json::json!({ "exit_code": code, "stderr_tail": stderr_tail })),
-        ),
+        (Some(code), _) => Err(JobError::new(format!("`{label}` exited with code {code}"))
+            .with_details(serde_json::json!({ "exit_code": code, "stderr_tail": stderr_tail }))),
         (None, signal) => {
             let signal = signal.unwrap_or_default();
             Err(JobError::new(format!("`{label}` killed by signal {signal}")).with_details(
