@@ -269,7 +269,7 @@ fn open(path: &Path) -> Result<Plugin, LoadError> {
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|error| {
         LoadError::Open {
             path: path.to_owned(),
-            reason: error.to_string(),
+            reason: loader_reason(&error),
         }
     })?;
     // Never unloaded: see the module's documentation.
@@ -293,6 +293,19 @@ fn open(path: &Path) -> Result<Plugin, LoadError> {
     // SAFETY: a non-null descriptor pointer from the entry function points to a static
     // descriptor; `check_descriptor` reads the header fields before any other.
     unsafe { check_descriptor(path, descriptor) }
+}
+
+/// What the dynamic loader said: libloading's error names the call that failed, and its
+/// source holds the loader's own message (`dlerror`), such as a missing dependency.
+fn loader_reason(error: &libloading::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
 }
 
 /// Reads a descriptor: the magic and versions first, then the rest as far as its size says.
