@@ -47,7 +47,11 @@ pub fn load_str(
     name: &str,
     stem: Option<String>,
 ) -> Result<Document, Vec<Diagnostic>> {
-    let (value, index) = yaml::parse(&source, name)?;
+    let yaml::Parsed {
+        value,
+        index,
+        duplicates,
+    } = yaml::parse_tree(&source, name)?;
 
     let mapping = match value {
         Value::Mapping(mapping) => mapping,
@@ -79,7 +83,7 @@ pub fn load_str(
         index,
         stage_ids: Vec::new(),
         broken_stages: Vec::new(),
-        diagnostics: Vec::new(),
+        diagnostics: duplicates,
     };
     document.decode_top(mapping);
     if document.workflow.name.is_none() {
@@ -455,6 +459,28 @@ mod tests {
         assert_eq!(diagnostic.message, "unknown key `attempt`");
         assert_eq!(diagnostic.path, "stages.a.retry.attempt");
         assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `attempts`?"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_reported_beside_the_other_errors() {
+        let document = load(
+            "stages:\n  a:\n    job: std.echo\n    neds: b\n  b:\n    job: std.echo\n    with: {value: 1}\n    with: {value: 2}\n",
+        );
+
+        let messages: Vec<&str> = document
+            .diagnostics
+            .iter()
+            .map(|diagnostic| diagnostic.message.as_str())
+            .collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages.iter().any(|message| message.contains("`with`")),
+            "{messages:?}"
+        );
+        assert!(messages.contains(&"unknown key `neds`"), "{messages:?}");
+        // The first value of the repeated key is the one kept.
+        let with = document.workflow.stages["b"].with.as_ref().unwrap();
+        assert_eq!(with["value"], 1);
     }
 
     #[test]

@@ -158,8 +158,33 @@ fn not_utf8(name: &str, error: &std::string::FromUtf8Error) -> Diagnostic {
 
 /// Parses one YAML document into a value and the index of its positions.
 ///
-/// Reports every duplicate key it finds; any other problem stops the parse.
+/// Reports every duplicate key it finds; any other problem stops the parse. See
+/// [`parse_tree`] to go on past keys given twice.
 pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagnostic>> {
+    let parsed = parse_tree(source, name)?;
+    if parsed.duplicates.is_empty() {
+        Ok((parsed.value, parsed.index))
+    } else {
+        Err(parsed.duplicates)
+    }
+}
+
+/// A parsed document.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The document's value. Of a key given twice in one mapping, the first value is kept.
+    pub value: Value,
+    /// Where each key and value is.
+    pub index: SourceIndex,
+    /// One error for each key given twice, so that they can be reported with the other
+    /// problems of the file rather than alone.
+    pub duplicates: Vec<Diagnostic>,
+}
+
+/// Parses one YAML document into a value and the index of its positions, keeping the first
+/// value of a key given twice and reporting the others in [`Parsed::duplicates`]. Any other
+/// problem stops the parse, with every duplicate found before it.
+pub fn parse_tree(source: &str, name: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut builder = Builder::new(name);
     let fed = builder.feed(Parser::new_from_str(source));
     if let Err(diagnostic) = fed {
@@ -167,21 +192,23 @@ pub fn parse(source: &str, name: &str) -> Result<(Value, SourceIndex), Vec<Diagn
         return Err(builder.errors);
     }
 
-    if !builder.errors.is_empty() {
-        return Err(builder.errors);
-    }
     let mut value = builder.root.unwrap_or(Value::Null);
-    value.apply_merge().map_err(|error| {
-        vec![
+    if let Err(error) = value.apply_merge() {
+        builder.errors.push(
             Diagnostic::new(
                 Kind::Syntax,
                 name,
                 format!("invalid merge key `<<`: {error}"),
             )
             .with_hint("`<<` takes a mapping, or a list of mappings, usually an alias"),
-        ]
-    })?;
-    Ok((value, builder.index))
+        );
+        return Err(builder.errors);
+    }
+    Ok(Parsed {
+        value,
+        index: builder.index,
+        duplicates: builder.errors,
+    })
 }
 
 /// One event of saphyr's parser, or its error.
