@@ -153,13 +153,22 @@ fn never_ran(record: &StageRecord) -> bool {
     record.jobs.is_empty() && record.attempts == 0 && record.elapsed.is_zero()
 }
 
+/// The errors of the jobs of `record` that failed: a cancelled job keeps the error its plugin
+/// returned when it stopped, but a cancellation is not a failure of the job.
+fn failed_jobs(record: &StageRecord) -> impl Iterator<Item = (&usize, &ErrorInfo)> {
+    record
+        .errors
+        .iter()
+        .filter(|(index, _)| record.jobs.get(**index) != Some(&JobStatus::Cancelled))
+}
+
 /// The stages that failed before their jobs ran, then the jobs that ended with an error, in
 /// stage and item order, at most [`LISTED_PER_STAGE`] jobs a stage.
 fn failures(out: &mut String, report: &RunReport, attempts: &Attempts) {
     let any = report
         .stages
         .values()
-        .any(|record| record.error.is_some() || !record.errors.is_empty());
+        .any(|record| record.error.is_some() || failed_jobs(record).next().is_some());
     if !any {
         return;
     }
@@ -171,7 +180,7 @@ fn failures(out: &mut String, report: &RunReport, attempts: &Attempts) {
             message(out, error);
         }
 
-        for (index, error) in record.errors.iter().take(LISTED_PER_STAGE) {
+        for (index, error) in failed_jobs(record).take(LISTED_PER_STAGE) {
             let job = if record.fan_out {
                 format!("{id}[{index}]")
             } else {
@@ -193,7 +202,7 @@ fn failures(out: &mut String, report: &RunReport, attempts: &Attempts) {
             message(out, error);
         }
 
-        let more = record.errors.len().saturating_sub(LISTED_PER_STAGE);
+        let more = failed_jobs(record).count().saturating_sub(LISTED_PER_STAGE);
         if more > 0 {
             let jobs = if more == 1 { "job" } else { "jobs" };
             let _ = writeln!(out, "  … and {more} more failed {jobs} of `{id}`");
@@ -399,6 +408,35 @@ mod tests {
             summary.contains("  … and 15 more failed jobs of `wide`\n"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn cancelled_jobs_keep_their_errors_out_of_the_failures() {
+        use JobStatus::{Cancelled, Failed};
+
+        let mut naps = stage(StageStatus::Cancelled, vec![Cancelled, Cancelled], 2, 10);
+        naps.errors = BTreeMap::from([(0, error("cancelled")), (1, error("cancelled"))]);
+        let mut boom = stage(StageStatus::Failed, vec![Failed], 1, 1);
+        boom.fan_out = false;
+        boom.errors = BTreeMap::from([(0, error("now"))]);
+        let report = RunReport {
+            status: RunStatus::Failed,
+            reason: None,
+            stages: [
+                ("naps".to_owned(), Arc::new(naps)),
+                ("boom".to_owned(), Arc::new(boom)),
+            ]
+            .into_iter()
+            .collect(),
+            outputs: Default::default(),
+            warnings: Vec::new(),
+            elapsed: Duration::from_millis(10),
+        };
+
+        let summary = render(&report, &Attempts::default());
+
+        assert!(summary.contains("failures:\n  boom: now\n"), "{summary}");
+        assert!(!summary.contains("naps["), "{summary}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod plugins;
 mod support;
 
 mod abandonment;
+mod cancelled_jobs;
 mod empty_fan_out;
 mod events_file;
 mod fail_fast;

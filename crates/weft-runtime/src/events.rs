@@ -27,7 +27,8 @@ pub enum EventKind {
     RunStarted,
     /// A stage began (its `if` held).
     StageStarted,
-    /// An attempt of a job began.
+    /// An attempt of a job began: a worker thread began its call. An attempt dropped from
+    /// the queue by a cancellation has none.
     JobStarted,
     /// A job reached its final state.
     JobFinished,
@@ -125,7 +126,8 @@ impl Event {
     }
 }
 
-/// Where events go. Implementations must be quick: they are called from the scheduler.
+/// Where events go. Implementations must be quick: they are called from the scheduler, and
+/// from worker threads (`job_started`, as a worker begins a call, and plugin log lines).
 pub trait EventSink: Send + Sync {
     /// Takes one event.
     fn emit(&self, event: Event);

@@ -20,6 +20,10 @@
 //! gives its slot back at once and starts a thread in its place ([`Pool::replace_thread`]);
 //! the stuck thread ends when the job finally returns, because its task says so. Abandoned
 //! jobs never shrink the pool.
+//!
+//! A queued job that is cancelled before a thread takes it is dropped: its stage gives its
+//! slot back at once, and the thread that later takes its task finds it dropped and goes on
+//! to the next, without calling it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

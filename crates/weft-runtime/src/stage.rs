@@ -11,6 +11,11 @@
 //! periods and backoffs are deadlines in the stage's queues, served by one timer. Attempts
 //! without a timeout share the stage's cancellation flag, so cancelling a stage sets one flag
 //! however many jobs run.
+//!
+//! An attempt's `job_started` is written by the worker that begins its call, and its timeout
+//! counts from then. A cancellation drops at once the attempts that no worker has begun:
+//! their jobs end `cancelled` without being called, and only attempts that were running
+//! have the grace period, and can be abandoned.
 
 mod attempt;
 mod table;
@@ -27,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use weft_host::{CancelFlag, Failure, FailureKind, Plugin};
 use weft_spec::{Defaults, RetryPolicy, Stage};
 
-use self::attempt::{Attempt, Done, Inbox, Input, Shared};
+use self::attempt::{Attempt, Done, GiveUp, Inbox, Input, Shared};
 use self::table::{Key, Live, Table};
 use crate::eval::{self, Scope, Template};
 use crate::events::{Event, EventKind, EventSink, WorkerSpan};
@@ -121,9 +126,12 @@ struct Jobs {
     spare: usize,
     /// A place under the workflow's `max_parallel`, won by waiting, for the next new job.
     permit: Option<OwnedSemaphorePermit>,
-    /// Deadlines by attempt, (deadline, job, attempt): each queue is in deadline order, since
-    /// every attempt of a stage has the same timeout and the same grace.
-    timeouts: VecDeque<(Instant, Key, u32)>,
+    /// Timeouts by attempt, (deadline, place, index, attempt), soonest first. An attempt's
+    /// first deadline counts from when it was queued; when it comes, the deadline is moved
+    /// to count from when a worker began the call, which only the attempt knows.
+    timeouts: BinaryHeap<Reverse<(Instant, usize, usize, u32)>>,
+    /// Grace periods by attempt, (deadline, job, attempt): in deadline order, since every
+    /// attempt of a stage has the same grace.
     graces: VecDeque<(Instant, Key, u32)>,
     /// Jobs waiting to retry, by when; then those whose time has come, waiting for a slot.
     backoffs: BinaryHeap<Reverse<(Instant, usize, usize)>>,
@@ -240,29 +248,41 @@ impl Jobs {
         }
     }
 
-    /// Cancels every attempt in the pool, which then has the grace period to return; a job
-    /// waiting to retry ends at once.
+    /// Cancels every attempt in the pool: one that a worker has begun has the grace period
+    /// to return; one still queued is dropped, and its job ends at once, as does a job
+    /// waiting to retry.
     fn cancel_all(&mut self) {
         self.shared.cancel.cancel();
         let deadline = after(Instant::now(), self.shared.grace);
         let keys: Vec<Key> = self.live.keys().collect();
+        // First every attempt is either dropped or known to have begun (with its
+        // `job_started` written), then the jobs that are not running end: no `job_started`
+        // of the stage follows its first cancelled job.
+        let mut ending = Vec::new();
         for key in keys {
             let Some(live) = self.live.get_mut(key) else {
                 continue;
             };
             match &live.running {
                 Some(attempt) => {
-                    live.cancelled = true;
                     if let Some(flag) = &attempt.flag {
                         flag.cancel();
                     }
-                    self.graces.push_back((deadline, key, live.attempt));
+                    if attempt.drop_queued() {
+                        live.running = None;
+                        live.attempt -= 1;
+                        self.slots.release(1);
+                        ending.push(key);
+                    } else {
+                        live.cancelled = true;
+                        self.graces.push_back((deadline, key, live.attempt));
+                    }
                 }
-                None => {
-                    let end = JobEnd::new(JobStatus::Cancelled, live.attempt, live.last_error());
-                    self.end(key, end);
-                }
+                None => ending.push(key),
             }
+        }
+        for key in ending {
+            self.end_waiting(key);
         }
         // A cancelled attempt no longer times out: the grace period is its last deadline.
         self.timeouts.clear();
@@ -323,11 +343,6 @@ impl Jobs {
                 let failure = self.timed_out(true);
                 self.failed(key, failure, JobStatus::TimedOut, done.span);
             }
-            Err(_) if !done.started => {
-                // Dropped from the queue: this attempt never happened.
-                let end = JobEnd::new(JobStatus::Cancelled, attempt - 1, live.last_error());
-                self.end(key, end);
-            }
             Ok(output) => {
                 let mut end = JobEnd::new(JobStatus::Succeeded, attempt, None).on(done.span);
                 end.output = Some(output);
@@ -338,8 +353,9 @@ impl Jobs {
                     || (failure.kind == FailureKind::Cancelled
                         && self.run.token.is_cancelled()) =>
             {
-                let end = JobEnd::new(JobStatus::Cancelled, attempt, live.last_error());
-                self.end(key, end);
+                // The error the job stopped with is kept: "cancelled", or whatever it said.
+                let end = JobEnd::new(JobStatus::Cancelled, attempt, Some(error_info(failure)));
+                self.end(key, end.on(done.span));
             }
             Err(failure) => self.failed(key, failure, JobStatus::Failed, done.span),
         }
@@ -375,11 +391,7 @@ impl Jobs {
         status: JobStatus,
         worker: Option<WorkerSpan>,
     ) {
-        let error = ErrorInfo {
-            message: failure.message,
-            retryable: failure.retryable,
-            details: failure.details,
-        };
+        let error = error_info(failure);
         let stopping = self.halting() || self.run.token.is_cancelled();
         let Some(live) = self.live.get_mut(key) else {
             return;
@@ -411,6 +423,17 @@ impl Jobs {
         )));
     }
 
+    /// Ends a cancelled job that is not running (waiting to retry, or whose attempt was
+    /// dropped before it started): with the attempts that ran, and the error of the last of
+    /// them if it failed; none if no attempt ran.
+    fn end_waiting(&mut self, key: Key) {
+        let Some(live) = self.live.get(key) else {
+            return;
+        };
+        let end = JobEnd::new(JobStatus::Cancelled, live.attempt, live.last_error());
+        self.end(key, end);
+    }
+
     /// Ends a job: its event, its count against `tolerate`, its place in the record.
     fn end(&mut self, key: Key, end: JobEnd) {
         let started = self.live.remove(key).and_then(|live| live.started);
@@ -432,7 +455,9 @@ impl Jobs {
     /// Fires the timers that are due: timeouts cancel their attempt, graces abandon it, and
     /// backoffs make their job due for another attempt.
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(&(deadline, key, attempt)) = self.timeouts.front() {
+        let mut again = Vec::new();
+        while let Some(&Reverse((deadline, place, index, attempt))) = self.timeouts.peek() {
+            let key = Key { place, index };
             let running = self.live.get(key).is_some_and(|live| {
                 live.attempt == attempt
                     && live.running.is_some()
@@ -444,16 +469,30 @@ impl Jobs {
             if running && deadline > now {
                 break;
             }
-            self.timeouts.pop_front();
+            self.timeouts.pop();
             if let (true, Some(live)) = (running, self.live.get_mut(key)) {
-                live.timed_out = true;
-                if let Some(running) = &live.running {
-                    running.flag().cancel();
+                let Some(running) = &live.running else {
+                    continue;
+                };
+                // The timeout counts from when a worker began the call: an attempt still in
+                // the queue never times out, and one begun since it was queued has its time
+                // from then.
+                let timeout = self.shared.timeout.unwrap_or_default();
+                let later = match running.begun() {
+                    None => Some(after(now, timeout)),
+                    Some(begun) => Some(after(begun, timeout)).filter(|due| *due > now),
+                };
+                if let Some(due) = later {
+                    again.push(Reverse((due, place, index, attempt)));
+                    continue;
                 }
+                live.timed_out = true;
+                running.flag().cancel();
                 self.graces
                     .push_back((after(now, self.shared.grace), key, attempt));
             }
         }
+        self.timeouts.extend(again);
         while let Some(&(deadline, key, attempt)) = self.graces.front() {
             if deadline > now {
                 break;
@@ -476,13 +515,25 @@ impl Jobs {
         let Some(live) = self.live.get_mut(key) else {
             return;
         };
-        let abandoned = live.attempt == attempt
-            && live
-                .running
-                .as_ref()
-                .is_some_and(|running| running.abandon());
-        if !abandoned {
+        if live.attempt != attempt {
             return;
+        }
+        let Some(running) = &live.running else {
+            return;
+        };
+        match running.give_up() {
+            GiveUp::Returned => return,
+            GiveUp::Dropped => {
+                // Not reached: a queued attempt is dropped when it is cancelled, before any
+                // grace period starts, and one still queued never times out. Had it happened,
+                // the job never ran this attempt, and no thread is stuck.
+                live.running = None;
+                live.attempt -= 1;
+                self.slots.release(1);
+                self.end_waiting(key);
+                return;
+            }
+            GiveUp::Abandoned => {}
         }
         live.running = None;
         let timed_out = live.timed_out;
@@ -502,7 +553,7 @@ impl Jobs {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let timeout = self.timeouts.front().map(|(at, ..)| *at);
+        let timeout = self.timeouts.peek().map(|Reverse((at, ..))| *at);
         let grace = self.graces.front().map(|(at, ..)| *at);
         let backoff = self.backoffs.peek().map(|Reverse((at, ..))| *at);
         [timeout, grace, backoff].into_iter().flatten().min()
@@ -647,15 +698,10 @@ impl Jobs {
         let number = live.attempt;
         self.spare -= 1;
         if let (Some(timeout), Some(now)) = (self.shared.timeout, now) {
-            self.timeouts.push_back((after(now, timeout), key, number));
+            self.timeouts
+                .push(Reverse((after(now, timeout), key.place, key.index, number)));
         }
-        emit(&self.run.events, || {
-            let mut event = Event::new(EventKind::JobStarted, &self.run.run_id);
-            event.stage = Some(self.run.id.clone());
-            event.index = self.shared.fan_out.then_some(key.index);
-            event.attempt = Some(number);
-            event
-        });
+        // Its `job_started` is written by the worker that begins the call.
         attempt
     }
 }
@@ -751,6 +797,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
             .or(defaults.timeout)
             .map(|timeout| timeout.get()),
         grace: run.grace,
+        epoch: started,
         cancel: CancelFlag::new(),
         inbox: Inbox::default(),
     });
@@ -775,7 +822,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
         slots: Slots::default(),
         spare: 0,
         permit: None,
-        timeouts: VecDeque::new(),
+        timeouts: BinaryHeap::new(),
         graces: VecDeque::new(),
         backoffs: BinaryHeap::new(),
         due: VecDeque::new(),
@@ -824,6 +871,15 @@ fn render(
             .render_text(scope, item.map(|item| (item, index)))
             .map_err(|error| ErrorInfo::fatal(format!("`with` did not render: {error}"))),
         None => Ok(b"{}".to_vec()),
+    }
+}
+
+/// A failure as reports and expressions show it.
+fn error_info(failure: Failure) -> ErrorInfo {
+    ErrorInfo {
+        message: failure.message,
+        retryable: failure.retryable,
+        details: failure.details,
     }
 }
 

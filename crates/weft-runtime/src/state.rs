@@ -308,7 +308,10 @@ pub struct StageRecord {
     pub outputs: Vec<Option<Output>>,
     /// One final state per job, in item order.
     pub jobs: Vec<JobStatus>,
-    /// The errors of the jobs that failed, by item index.
+    /// The errors of the jobs that ended with one, by item index: failed, timed out or
+    /// abandoned jobs, and cancelled jobs with the error they stopped with (or that of their
+    /// last attempt, for a job cancelled while waiting to retry). A job that was never
+    /// called has none.
     pub errors: BTreeMap<usize, ErrorInfo>,
     /// Attempts made, by all jobs together.
     pub attempts: u64,

@@ -35,6 +35,8 @@ pub(super) struct Shared {
     pub(super) fan_out: bool,
     pub(super) timeout: Option<Duration>,
     pub(super) grace: Duration,
+    /// When the stage started: attempts tell when their call began from it.
+    pub(super) epoch: Instant,
     /// The flag of every attempt that has no timeout, and so no flag of its own: cancelling
     /// the stage sets it once, whatever the number of jobs running.
     pub(super) cancel: CancelFlag,
@@ -96,8 +98,6 @@ pub(super) struct Done {
     pub(super) result: Result<Output, Failure>,
     /// Where and when it ran, measured only when there are events to tell.
     pub(super) span: Option<WorkerSpan>,
-    /// False when the attempt was cancelled while queued, and so never called the job.
-    pub(super) started: bool,
 }
 
 /// One attempt of a job, queued in the pool: shared by the stage and the thread that runs
@@ -107,15 +107,39 @@ pub(super) struct Attempt {
     key: Key,
     number: u32,
     input: Input,
-    /// [`QUEUED`], then [`RETURNED`] or [`ABANDONED`], whichever side gets there first.
+    /// Where the attempt is, changed by whichever side gets there first:
+    ///
+    /// - [`QUEUED`] to [`DROPPED`], by the stage or the worker, when it is cancelled before a
+    ///   worker began the call: the job is never called, and the worker leaves no result;
+    /// - [`QUEUED`] to [`STARTED`], by the worker as it begins the call; through
+    ///   [`STARTING`] while it writes the `job_started` event, when there are events;
+    /// - [`STARTED`] to [`RETURNED`] by the worker when the call returns, or to [`ABANDONED`]
+    ///   by the stage when the grace period ends first.
     state: AtomicU8,
+    /// When a worker began the call, in nanoseconds from the stage's epoch: written only when
+    /// the stage has a timeout, which counts from then.
+    begun: AtomicU64,
     /// Its own cancellation, when it has a timeout; otherwise it reads the stage's.
     pub(super) flag: Option<CancelFlag>,
 }
 
 const QUEUED: u8 = 0;
-const RETURNED: u8 = 1;
-const ABANDONED: u8 = 2;
+const STARTING: u8 = 1;
+const STARTED: u8 = 2;
+const RETURNED: u8 = 3;
+const ABANDONED: u8 = 4;
+const DROPPED: u8 = 5;
+
+/// How the stage's giving up on an attempt at the end of its grace period went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum GiveUp {
+    /// Its call was running: it is abandoned, and its thread must be replaced.
+    Abandoned,
+    /// It had not started: it is dropped, and will never be called.
+    Dropped,
+    /// Its call returned first: its result is in the inbox, or already taken.
+    Returned,
+}
 
 impl Attempt {
     /// Attempt `number` of the job `key`; it has a cancellation flag of its own when the
@@ -128,6 +152,7 @@ impl Attempt {
             number,
             input,
             state: AtomicU8::new(QUEUED),
+            begun: AtomicU64::new(0),
             flag,
         }
     }
@@ -136,43 +161,82 @@ impl Attempt {
         self.flag.as_ref().unwrap_or(&self.shared.cancel)
     }
 
+    /// Moves the attempt from `from` to `to`; on failure, gives the state it is in.
+    fn swap(&self, from: u8, to: u8) -> Result<(), u8> {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+    }
+
+    /// When a worker began the call, if one did; known only when the stage has a timeout.
+    pub(super) fn begun(&self) -> Option<Instant> {
+        let state = self.state.load(Ordering::Acquire);
+        if self.shared.timeout.is_none() || matches!(state, QUEUED | DROPPED) {
+            return None;
+        }
+        let nanos = self.begun.load(Ordering::Relaxed);
+        self.shared.epoch.checked_add(Duration::from_nanos(nanos))
+    }
+
     /// Marks the call returned; false if the stage abandoned it first.
     fn returned(&self) -> bool {
-        self.settle(RETURNED)
+        self.swap(STARTED, RETURNED).is_ok()
     }
 
-    /// Marks the attempt abandoned; false if its call returned first.
-    pub(super) fn abandon(&self) -> bool {
-        self.settle(ABANDONED)
+    /// Drops the attempt if no worker has begun its call: true if it will never be called
+    /// (dropped now, or by a worker that found it cancelled), and leaves no result.
+    ///
+    /// A worker that is writing the attempt's `job_started` event is waited for, so that no
+    /// `job_started` follows what the stage writes next.
+    pub(super) fn drop_queued(&self) -> bool {
+        loop {
+            match self.swap(QUEUED, DROPPED) {
+                Ok(()) | Err(DROPPED) => return true,
+                Err(STARTING) => wait_a_little(),
+                Err(_) => return false,
+            }
+        }
     }
 
-    fn settle(&self, state: u8) -> bool {
-        self.state
-            .compare_exchange(QUEUED, state, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// Gives up on the attempt when its grace period ends: abandons its call if it is
+    /// running, drops it if it never started.
+    pub(super) fn give_up(&self) -> GiveUp {
+        loop {
+            match self.swap(STARTED, ABANDONED) {
+                Ok(()) => return GiveUp::Abandoned,
+                Err(STARTING) => wait_a_little(),
+                Err(QUEUED) => {
+                    if self.drop_queued() {
+                        return GiveUp::Dropped;
+                    }
+                    // A worker began it meanwhile: it is running.
+                }
+                Err(DROPPED) => return GiveUp::Dropped,
+                Err(_) => return GiveUp::Returned,
+            }
+        }
     }
+}
+
+/// Lets a worker that is between [`STARTING`] and [`STARTED`] (writing an event) go on.
+fn wait_a_little() {
+    std::thread::yield_now();
 }
 
 impl Work for Attempt {
     /// Calls the job on a worker thread and leaves its result in the stage's inbox. An
-    /// attempt cancelled while it waited in the queue is dropped without starting.
+    /// attempt cancelled while it waited in the queue is dropped without starting, and
+    /// leaves nothing: the stage ends its job when it cancels it.
     fn run(&self) -> bool {
         let shared = &*self.shared;
         if self.flag().is_cancelled() {
-            let retire = !self.returned();
-            shared.inbox.push(Done {
-                key: self.key,
-                attempt: self.number,
-                result: Err(Failure {
-                    kind: FailureKind::Cancelled,
-                    message: "cancelled before it started".to_owned(),
-                    retryable: false,
-                    details: None,
-                }),
-                span: None,
-                started: false,
-            });
-            return retire;
+            // The stage that set the flag drops its queued attempts right after: whichever
+            // side drops it, the stage ends the job.
+            let _ = self.swap(QUEUED, DROPPED);
+            return false;
+        }
+        if !self.begin() {
+            return false;
         }
         let item = shared.fan_out.then_some(self.key.index as u64);
         let log = |level: LogLevel, message: &str| {
@@ -222,9 +286,35 @@ impl Work for Attempt {
             attempt: self.number,
             result,
             span,
-            started: true,
         });
         retire
+    }
+}
+
+impl Attempt {
+    /// Marks the call begun, and writes its `job_started` event when there are events; false
+    /// if the stage dropped the attempt first. Without events, it costs one atomic operation.
+    fn begin(&self) -> bool {
+        let shared = &*self.shared;
+        if shared.timeout.is_some() {
+            // Published by the change of state below.
+            let begun = shared.epoch.elapsed().as_nanos();
+            self.begun
+                .store(u64::try_from(begun).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+        let Some(events) = &shared.events else {
+            return self.swap(QUEUED, STARTED).is_ok();
+        };
+        if self.swap(QUEUED, STARTING).is_err() {
+            return false;
+        }
+        let mut event = Event::new(EventKind::JobStarted, &shared.run_id);
+        event.stage = Some(shared.stage_id.clone());
+        event.index = shared.fan_out.then_some(self.key.index);
+        event.attempt = Some(self.number);
+        events.emit(event);
+        self.state.store(STARTED, Ordering::Release);
+        true
     }
 }
 
