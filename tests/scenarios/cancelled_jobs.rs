@@ -78,18 +78,6 @@ fn wait_for(scenario: &Scenario, child: Spawned, kind: &str, stage: &str) -> (Sp
     }
 }
 
-/// Waits for `child` to end, and reads what its run left.
-fn finish(scenario: &Scenario, child: Spawned) -> Run {
-    let output = child.wait(GUARD);
-    Run {
-        code: output.code,
-        outputs: serde_json::from_str(&output.stdout).unwrap_or_default(),
-        events: Events::read(scenario.events_path()),
-        stderr: output.stderr,
-        stdout: output.stdout,
-    }
-}
-
 /// Checks what `queued` did: both jobs cancelled, neither started nor called, no error.
 fn assert_queued_jobs_dropped(run: &Run) {
     let events = &run.events;
@@ -148,7 +136,7 @@ fn a_queued_job_is_cancelled_at_once_while_a_stuck_one_has_its_grace_period() {
 
     // Lets `stuck` open its pipe: it then sees its cancellation and returns.
     release(&fifo);
-    let run = finish(&scenario, child);
+    let run = child.finish(&scenario, GUARD);
     let _ = std::fs::remove_file(&fifo);
     let events = &run.events;
 
@@ -251,7 +239,7 @@ fn a_job_waiting_in_the_queue_past_its_timeout_does_not_time_out() {
     // Long past the timeout; a slow machine only makes the test easier to pass.
     thread::sleep(Duration::from_secs(1));
     release(&fifo);
-    let run = finish(&scenario, child);
+    let run = child.finish(&scenario, GUARD);
     let _ = std::fs::remove_file(&fifo);
     let events = &run.events;
 

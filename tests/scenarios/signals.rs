@@ -34,14 +34,7 @@ fn interrupt(signal: &str) -> Run {
         .expect("`kill` should start");
     assert!(sent.success(), "`kill -{signal}` failed");
 
-    let output = child.wait(GUARD);
-    Run {
-        code: output.code,
-        outputs: serde_json::from_str(&output.stdout).unwrap_or_default(),
-        events: Events::read(scenario.events_path()),
-        stderr: output.stderr,
-        stdout: output.stdout,
-    }
+    child.finish(&scenario, GUARD)
 }
 
 fn assert_cancelled_with_always_stages_run(run: &Run) {

@@ -192,6 +192,12 @@ impl Spawned {
         }
     }
 
+    /// Waits for the child to end, under `guard` as [`Spawned::wait`] does, and reads what
+    /// its run left, with the events file of `scenario`.
+    pub fn finish(self, scenario: &Scenario, guard: Duration) -> Run {
+        Run::new(self.wait(guard), scenario.events_path())
+    }
+
     /// Kills the child, when a test gives up on it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
