@@ -18,13 +18,6 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::workflow::Plugins;
 
-/// mimalloc rather than the system's allocator: a workflow of 10,000 stages is read and
-/// checked in a fifth less time, mostly because its memory comes from the kernel in large
-/// pieces instead of one page fault at a time, and a fan-out's jobs allocate faster. Plugins
-/// keep their own allocator; no allocation crosses the ABI.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Logs go to stderr: warnings and plugin lines at info by default (warnings alone with
 /// `--quiet`), more with `-v`, and
 /// exactly what `RUST_LOG` says when it is set.
