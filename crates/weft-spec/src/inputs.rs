@@ -273,7 +273,7 @@ fn value(name: &str, input: &Input, text: &str) -> Result<Value, InputError> {
         };
     }
     if let Some(path) = text.strip_prefix('@') {
-        return read_json(name, Path::new(path));
+        return read_file(name, input, Path::new(path));
     }
     match input.ty {
         InputType::String => Ok(Value::String(text.to_owned())),
@@ -288,7 +288,10 @@ fn parse(name: &str, text: &str) -> Result<Value, InputError> {
     })
 }
 
-fn read_json(name: &str, path: &Path) -> Result<Value, InputError> {
+/// The value of `@path`: the file's JSON; for a `string` input, a file holding one JSON
+/// string gives that string, and any other file its text as it is, so that a text file can be
+/// passed whole.
+fn read_file(name: &str, input: &Input, path: &Path) -> Result<Value, InputError> {
     let text = std::fs::read_to_string(path).map_err(|error| InputError::Read {
         name: name.to_owned(),
         path: path.to_owned(),
@@ -299,6 +302,12 @@ fn read_json(name: &str, path: &Path) -> Result<Value, InputError> {
             _ => error.to_string().to_lowercase(),
         },
     })?;
+    if input.ty == InputType::String {
+        return Ok(match serde_json::from_str(&text) {
+            Ok(Value::String(parsed)) => Value::String(parsed),
+            _ => Value::String(text),
+        });
+    }
     serde_json::from_str(&text).map_err(|error| InputError::NotJson {
         name: name.to_owned(),
         path: path.to_owned(),
@@ -582,6 +591,23 @@ mod tests {
         let errors = errors.unwrap_err();
         assert!(matches!(errors[0], InputError::NotJson { .. }));
         assert!(errors[0].hint().is_some());
+    }
+
+    #[test]
+    fn an_at_path_gives_a_string_input_the_files_text_or_its_json_string() {
+        let folder = std::env::temp_dir().join(format!("weft-inputs-text-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let text = folder.join("notes.txt");
+        let quoted = folder.join("name.json");
+        std::fs::write(&text, "two words\nand a line\n").unwrap();
+        std::fs::write(&quoted, "\"books\"\n").unwrap();
+
+        let from_text = resolve_ok(&[("dir", &format!("@{}", text.display()))]);
+        let from_json = resolve_ok(&[("dir", &format!("@{}", quoted.display()))]);
+        std::fs::remove_dir_all(&folder).unwrap();
+
+        assert_eq!(from_text["dir"], json!("two words\nand a line\n"));
+        assert_eq!(from_json["dir"], json!("books"));
     }
 
     #[test]
