@@ -190,6 +190,41 @@ fn a_pinned_copy_of_a_shipped_plugin_is_used_without_a_conflict() {
 }
 
 #[test]
+fn a_pinned_copy_wins_over_a_copy_in_a_folder_pinned_for_another_plugin() {
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pins-crossed");
+    let _ = std::fs::remove_dir_all(&folder);
+    let extension = std::env::consts::DLL_EXTENSION;
+    // `std` is pinned to `own/`; `text` to `other/`, which holds a copy of `std` too and is
+    // searched first. A folder of links into the build counts as its own place.
+    for (place, plugin) in [("own", "std"), ("other", "text"), ("other", "std")] {
+        std::fs::create_dir_all(folder.join(place)).unwrap();
+        let library = format!("libweft_{plugin}.{extension}");
+        std::fs::copy(
+            plugins::shipped().join(&library),
+            folder.join(place).join(&library),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(folder.join("links")).unwrap();
+    let hash = format!("libweft_hash.{extension}");
+    std::os::unix::fs::symlink(
+        plugins::shipped().join(&hash).canonicalize().unwrap(),
+        folder.join("links").join(&hash),
+    )
+    .unwrap();
+    let workflow = folder.join("flow.yaml");
+    std::fs::write(
+        &workflow,
+        "plugins:\n  std: {path: own}\n  text: {path: other}\n  hash: {path: links}\nstages:\n  hello:\n    job: std.echo\n    with: {value: 1}\n  digest:\n    job: hash.sha256\n    with: {text: hi}\n",
+    )
+    .unwrap();
+
+    let run = weft(&["validate", &workflow.display().to_string()]);
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
 fn a_pin_to_nothing_or_to_another_plugin_is_an_error_at_its_line() {
     let cases = [
         (

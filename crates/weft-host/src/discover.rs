@@ -9,7 +9,7 @@
 //! in the folder there that declares `name`) is the plugin, whatever the other places hold,
 //! and a path that does not lead to it is an error rather than a silent fallback.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -116,14 +116,17 @@ impl Catalog {
     pub fn discover(search: &SearchPath) -> Self {
         let mut catalog = Self::default();
         let mut seen = HashSet::new();
-        let pins: Vec<(&str, PathBuf)> = search
-            .pins
-            .iter()
-            .map(|(name, path)| (name.as_str(), canonical(path)))
-            .collect();
+        let mut found = Found {
+            pins: search
+                .pins
+                .iter()
+                .map(|(name, path)| (name.as_str(), canonical(path)))
+                .collect(),
+            listed: HashMap::new(),
+        };
 
         for file in &search.files {
-            catalog.consider(file, &pins, &mut seen);
+            catalog.consider(file, &mut found, &mut seen);
         }
         for folder in &search.folders {
             catalog.searched.push(folder.clone());
@@ -137,11 +140,11 @@ impl Catalog {
                 .collect();
             files.sort();
             for file in files {
-                catalog.consider(&file, &pins, &mut seen);
+                catalog.consider(&file, &mut found, &mut seen);
             }
         }
         for (name, path) in &search.pins {
-            if let Some(problem) = catalog.pin_problem(name, path) {
+            if let Some(problem) = catalog.pin_problem(name, path, &found) {
                 catalog.misplaced.push(Misplaced {
                     name: name.clone(),
                     path: path.clone(),
@@ -152,73 +155,76 @@ impl Catalog {
         catalog
     }
 
-    fn consider(&mut self, path: &Path, pins: &[(&str, PathBuf)], seen: &mut HashSet<PathBuf>) {
-        let canonical = canonical(path);
-        if !seen.insert(canonical.clone()) {
+    fn consider(&mut self, path: &Path, found: &mut Found<'_>, seen: &mut HashSet<PathBuf>) {
+        if !seen.insert(canonical(path)) {
             return;
         }
-        match plugin::load(path) {
-            Ok(plugin) => match self.plugins.get(&plugin.name) {
-                // A pinned plugin is searched first: a copy found elsewhere afterwards is
-                // not a conflict, it is simply not the one the workflow asked for.
-                Some(_)
-                    if pins.iter().any(|(name, place)| {
-                        *name == plugin.name && !is_within(&canonical, place)
-                    }) => {}
-                Some(first) => self.conflicts.push(Conflict {
-                    name: plugin.name.clone(),
-                    first: first.path.clone(),
-                    second: plugin.path.clone(),
-                }),
-                None => {
-                    self.plugins.insert(plugin.name.clone(), plugin);
-                }
-            },
-            Err(error) => self.rejected.push(Rejected {
-                path: path.to_owned(),
-                error,
+        let plugin = match plugin::load(path) {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                self.rejected.push(Rejected {
+                    path: path.to_owned(),
+                    error,
+                });
+                return;
+            }
+        };
+        let Some(first) = self.plugins.get(&plugin.name) else {
+            found.listed.insert(plugin.name.clone(), path.to_owned());
+            self.plugins.insert(plugin.name.clone(), plugin);
+            return;
+        };
+        match found.place(&plugin.name) {
+            // A copy away from where the workflow pins the plugin is not a conflict: it is
+            // simply not the one asked for.
+            Some(place) if !is_within(path, place) => {}
+            // The pinned copy, found after a copy elsewhere (in a folder pinned for another
+            // plugin, say), takes that copy's place.
+            Some(place) if !is_within(&found.listed[&plugin.name], place) => {
+                found.listed.insert(plugin.name.clone(), path.to_owned());
+                self.plugins.insert(plugin.name.clone(), plugin);
+            }
+            _ => self.conflicts.push(Conflict {
+                name: plugin.name.clone(),
+                first: first.path.clone(),
+                second: plugin.path.clone(),
             }),
         }
     }
 
     /// Why plugin `name` is not the one at `place`, if it is not.
-    fn pin_problem(&self, name: &str, place: &Path) -> Option<String> {
+    fn pin_problem(&self, name: &str, place: &Path, found: &Found<'_>) -> Option<String> {
         if !place.exists() {
             return Some(format!("nothing is at `{}`", place.display()));
         }
         let place_canonical = canonical(place);
-        let found = self.plugins.get(name);
-        if found.is_some_and(|plugin| is_within(&canonical(&plugin.path), &place_canonical)) {
+        if found
+            .listed
+            .get(name)
+            .is_some_and(|listed| is_within(listed, &place_canonical))
+        {
             return None;
         }
         if place.is_dir() {
-            return Some(format!(
+            let mut problem = format!(
                 "no library in `{}` declares the plugin `{name}`",
                 place.display()
-            ));
+            );
+            for rejected in &self.rejected {
+                if is_within(&rejected.path, &place_canonical) {
+                    problem.push_str(&format!("; {}", rejected.error));
+                }
+            }
+            return Some(problem);
         }
-        if let Some(rejected) = self
-            .rejected
-            .iter()
-            .find(|rejected| canonical(&rejected.path) == place_canonical)
-        {
-            return Some(format!(
-                "`{}` is not a usable plugin: {}",
+        // The load is cached: this reads what the search found of the file.
+        Some(match plugin::load(place) {
+            Ok(plugin) => format!(
+                "`{}` declares the plugin `{}`, not `{name}`",
                 place.display(),
-                rejected.error
-            ));
-        }
-        let declared = self
-            .plugins
-            .values()
-            .find(|plugin| canonical(&plugin.path) == place_canonical)
-            .map(|plugin| plugin.name.clone());
-        Some(match declared {
-            Some(other) => format!(
-                "`{}` declares the plugin `{other}`, not `{name}`",
-                place.display()
+                plugin.name
             ),
-            None => format!("`{}` does not declare the plugin `{name}`", place.display()),
+            Err(error) => format!("`{}` is not a usable plugin: {error}", place.display()),
         })
     }
 
@@ -233,9 +239,32 @@ fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_owned())
 }
 
-/// Whether the canonical `file` is the canonical `place` or directly inside it.
+/// What a search has found so far, beside the catalog: the places pinned by name, and where
+/// each plugin kept was listed.
+struct Found<'s> {
+    /// Each pinned name with its place, canonical.
+    pins: Vec<(&'s str, PathBuf)>,
+    /// The path each plugin kept was found at, as listed (a link is not followed), so that a
+    /// link in a pinned folder counts as being in that folder.
+    listed: HashMap<String, PathBuf>,
+}
+
+impl Found<'_> {
+    /// Where the workflow pins plugin `name`, if it does.
+    fn place(&self, name: &str) -> Option<&Path> {
+        self.pins
+            .iter()
+            .find(|(pinned, _)| *pinned == name)
+            .map(|(_, place)| place.as_path())
+    }
+}
+
+/// Whether the library listed at `file` is the canonical `place` or sits in that folder.
 fn is_within(file: &Path, place: &Path) -> bool {
-    file == place || file.parent() == Some(place)
+    canonical(file) == place
+        || file
+            .parent()
+            .is_some_and(|folder| canonical(folder) == place)
 }
 
 /// Whether the file name has the platform's shared-library extension.
