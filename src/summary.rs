@@ -43,7 +43,11 @@ impl Attempts {
 
 impl EventSink for Attempts {
     fn emit(&self, event: Event) {
-        if event.kind != EventKind::JobFinished || event.error.is_none() {
+        // A cancelled job keeps its error, but is not listed among the failures.
+        if event.kind != EventKind::JobFinished
+            || event.error.is_none()
+            || event.status == Some(JobStatus::Cancelled.as_str())
+        {
             return;
         }
         let (Some(stage), Some(attempt)) = (event.stage, event.attempt) else {
@@ -437,6 +441,43 @@ mod tests {
 
         assert!(summary.contains("failures:\n  boom: now\n"), "{summary}");
         assert!(!summary.contains("naps["), "{summary}");
+    }
+
+    #[test]
+    fn failed_jobs_after_many_cancelled_ones_still_show_their_attempt() {
+        let attempts = Attempts::default();
+        let run: Arc<str> = Arc::from("r1");
+        let mut jobs = vec![JobStatus::Cancelled; LISTED_PER_STAGE + 2];
+        jobs.push(JobStatus::Failed);
+        let failed = jobs.len() - 1;
+        let mut record = stage(StageStatus::Failed, jobs.clone(), 14, 10);
+        for (index, status) in jobs.iter().enumerate() {
+            record.errors.insert(index, error("stopped"));
+            let mut event = Event::new(EventKind::JobFinished, &run);
+            event.stage = Some(Arc::from("wide"));
+            event.index = Some(index);
+            event.attempt = Some(if index == failed { 3 } else { 1 });
+            event.status = Some(status.as_str());
+            event.error = Some(error("stopped"));
+            attempts.emit(event);
+        }
+        let report = RunReport {
+            status: RunStatus::Failed,
+            reason: None,
+            stages: [("wide".to_owned(), Arc::new(record))]
+                .into_iter()
+                .collect(),
+            outputs: Default::default(),
+            warnings: Vec::new(),
+            elapsed: Duration::from_millis(10),
+        };
+
+        let summary = render(&report, &attempts);
+
+        assert!(
+            summary.contains(&format!("  wide[{failed}] (attempt 3): stopped\n")),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -308,13 +308,24 @@ impl Attempt {
         if self.swap(QUEUED, STARTING).is_err() {
             return false;
         }
+        // Marks the call started when the event is out, and also if the sink panics, so that
+        // the stage never waits on an attempt left between the two states.
+        let _started = Started(&self.state);
         let mut event = Event::new(EventKind::JobStarted, &shared.run_id);
         event.stage = Some(shared.stage_id.clone());
         event.index = shared.fan_out.then_some(self.key.index);
         event.attempt = Some(self.number);
         events.emit(event);
-        self.state.store(STARTED, Ordering::Release);
         true
+    }
+}
+
+/// Moves an attempt from [`STARTING`] to [`STARTED`] when dropped.
+struct Started<'a>(&'a AtomicU8);
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        self.0.store(STARTED, Ordering::Release);
     }
 }
 
