@@ -269,6 +269,21 @@ mod tests {
         }
     }
 
+    /// A run of `status` that took 10 ms, with these stages in this order.
+    fn report(status: RunStatus, stages: Vec<(&str, StageRecord)>) -> RunReport {
+        RunReport {
+            status,
+            reason: None,
+            stages: stages
+                .into_iter()
+                .map(|(id, record)| (id.to_owned(), Arc::new(record)))
+                .collect(),
+            outputs: Default::default(),
+            warnings: Vec::new(),
+            elapsed: Duration::from_millis(10),
+        }
+    }
+
     fn stage(status: StageStatus, jobs: Vec<JobStatus>, attempts: u64, millis: u64) -> StageRecord {
         let mut record = StageRecord::pending(jobs.len() != 1);
         record.status = status;
@@ -386,16 +401,7 @@ mod tests {
             event.error = Some(error("x"));
             attempts.emit(event);
         }
-        let report = RunReport {
-            status: RunStatus::Failed,
-            reason: None,
-            stages: [("wide".to_owned(), Arc::new(record))]
-                .into_iter()
-                .collect(),
-            outputs: Default::default(),
-            warnings: Vec::new(),
-            elapsed: Duration::from_millis(10),
-        };
+        let report = report(RunStatus::Failed, vec![("wide", record)]);
 
         let summary = render(&report, &attempts);
 
@@ -423,19 +429,7 @@ mod tests {
         let mut boom = stage(StageStatus::Failed, vec![Failed], 1, 1);
         boom.fan_out = false;
         boom.errors = BTreeMap::from([(0, error("now"))]);
-        let report = RunReport {
-            status: RunStatus::Failed,
-            reason: None,
-            stages: [
-                ("naps".to_owned(), Arc::new(naps)),
-                ("boom".to_owned(), Arc::new(boom)),
-            ]
-            .into_iter()
-            .collect(),
-            outputs: Default::default(),
-            warnings: Vec::new(),
-            elapsed: Duration::from_millis(10),
-        };
+        let report = report(RunStatus::Failed, vec![("naps", naps), ("boom", boom)]);
 
         let summary = render(&report, &Attempts::default());
 
@@ -461,16 +455,7 @@ mod tests {
             event.error = Some(error("stopped"));
             attempts.emit(event);
         }
-        let report = RunReport {
-            status: RunStatus::Failed,
-            reason: None,
-            stages: [("wide".to_owned(), Arc::new(record))]
-                .into_iter()
-                .collect(),
-            outputs: Default::default(),
-            warnings: Vec::new(),
-            elapsed: Duration::from_millis(10),
-        };
+        let report = report(RunStatus::Failed, vec![("wide", record)]);
 
         let summary = render(&report, &attempts);
 
