@@ -746,10 +746,7 @@ pub(crate) async fn run(run: StageRun) -> StageRecord {
 
     let total = if fan_out { items.len() } else { 1 };
     record.items = Arc::new(items);
-    // Written out rather than `vec![None; total]`, which asks for zeroed memory: each slot
-    // would be read (to drop its `None`) before its output is written, and the write into the
-    // page of zeros that the read mapped costs a fault and a TLB flush on every core.
-    record.outputs = std::iter::repeat_with(|| None).take(total).collect();
+    record.outputs = vec![None; total];
     record.jobs = vec![JobStatus::Cancelled; total];
 
     let lane = if run.plugin.jobs[run.job].waits {

@@ -68,7 +68,9 @@ impl<'de> Visitor<'de> for TotalVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut values: A) -> Result<Total, A::Error> {
         let mut total = Total {
             integer: Some(0),
-            float: 0.0,
+            // The float sum starts from -0.0, the identity of IEEE addition, so that the sum
+            // of `[-0.0]` keeps its sign.
+            float: -0.0,
         };
         while let Some(value) = values.next_element::<Number>()? {
             let whole = value
@@ -272,6 +274,14 @@ mod tests {
 
         assert!(output.is_f64(), "{output}");
         assert_eq!(output.as_f64(), Some(3.0));
+    }
+
+    #[test]
+    fn sum_of_negative_zeros_keeps_the_sign() {
+        let output = sum(json!([-0.0, -0.0])).unwrap();
+
+        assert!(output.as_f64().unwrap().is_sign_negative(), "{output}");
+        assert_eq!(sum(json!([-0.0, 0.0])).unwrap(), json!(0.0));
     }
 
     #[test]
