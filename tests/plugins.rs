@@ -136,12 +136,11 @@ fn a_workflows_plugins_path_is_searched() {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workflow-plugins-path");
     std::fs::create_dir_all(&folder).unwrap();
     let library = format!("libweft_test_misbehave.{}", std::env::consts::DLL_EXTENSION);
-    std::fs::create_dir_all(folder.join("lib")).unwrap();
-    std::fs::copy(
-        plugins::test_only().misbehave.join(&library),
-        folder.join("lib").join(&library),
-    )
-    .unwrap();
+    copy_library(
+        &plugins::test_only().misbehave,
+        &library,
+        &folder.join("lib"),
+    );
     let workflow = folder.join("uses-misbehave.yaml");
     std::fs::write(
         &workflow,
@@ -154,17 +153,18 @@ fn a_workflows_plugins_path_is_searched() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// Copies the library `library` from the folder `from` into the folder `to`, made if need be.
+fn copy_library(from: &Path, library: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join(library), to.join(library)).unwrap();
+}
+
 /// A folder of its own under the test target folder, holding a copy of the shipped library
 /// of `plugin` at `pinned/`, and the workflow `source` as `flow.yaml`. Returns the workflow.
 fn pinned_copy(name: &str, plugin: &str, source: &str) -> String {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::create_dir_all(folder.join("pinned")).unwrap();
     let library = format!("libweft_{plugin}.{}", std::env::consts::DLL_EXTENSION);
-    std::fs::copy(
-        plugins::shipped().join(&library),
-        folder.join("pinned").join(&library),
-    )
-    .unwrap();
+    copy_library(plugins::shipped(), &library, &folder.join("pinned"));
     let workflow = folder.join("flow.yaml");
     std::fs::write(&workflow, source.replace("LIBRARY", &library)).unwrap();
     workflow.display().to_string()
@@ -197,13 +197,8 @@ fn a_pinned_copy_wins_over_a_copy_in_a_folder_pinned_for_another_plugin() {
     // `std` is pinned to `own/`; `text` to `other/`, which holds a copy of `std` too and is
     // searched first. A folder of links into the build counts as its own place.
     for (place, plugin) in [("own", "std"), ("other", "text"), ("other", "std")] {
-        std::fs::create_dir_all(folder.join(place)).unwrap();
         let library = format!("libweft_{plugin}.{extension}");
-        std::fs::copy(
-            plugins::shipped().join(&library),
-            folder.join(place).join(&library),
-        )
-        .unwrap();
+        copy_library(plugins::shipped(), &library, &folder.join(place));
     }
     std::fs::create_dir_all(folder.join("links")).unwrap();
     let hash = format!("libweft_hash.{extension}");

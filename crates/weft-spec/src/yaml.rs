@@ -190,7 +190,7 @@ pub struct Parsed {
 /// problem stops the parse, with every duplicate found before it.
 pub fn parse_tree(source: &str, name: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let mut builder = Builder::new(name);
-    let fed = builder.feed(Parser::new_from_str(source));
+    let fed = builder.feed(source);
     if let Err(diagnostic) = fed {
         builder.errors.push(diagnostic);
         return Err(builder.errors);
@@ -214,9 +214,6 @@ pub fn parse_tree(source: &str, name: &str) -> Result<Parsed, Vec<Diagnostic>> {
         duplicates: builder.errors,
     })
 }
-
-/// One event of saphyr's parser, or its error.
-type Scanned<'a> = Result<(Event<'a>, YamlSpan), ScanError>;
 
 fn too_deep(name: &str, at: Position) -> Diagnostic {
     Diagnostic::new(Kind::Syntax, name, "values are nested too deeply")
@@ -276,12 +273,9 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Builds from `events` until they end or one is an error.
-    fn feed<'e>(
-        &mut self,
-        events: impl IntoIterator<Item = Scanned<'e>>,
-    ) -> Result<(), Diagnostic> {
-        for event in events {
+    /// Builds from the events of `source` until they end or one is an error.
+    fn feed(&mut self, source: &str) -> Result<(), Diagnostic> {
+        for event in Parser::new_from_str(source) {
             match event {
                 Ok((event, span)) => self.event(event, span)?,
                 Err(error) => return Err(self.scan_error(&error)),
